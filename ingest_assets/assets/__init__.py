@@ -1,0 +1,1 @@
+"""Assets: the per-dataset asset graph (raw pages → cleaned → facts) and its checks."""

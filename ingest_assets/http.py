@@ -1,0 +1,206 @@
+"""The one HTTP client every source uses: time-outs, bounded retries, Retry-After, redaction.
+
+Why one client: the loaders this project replaces retried forever, or not at all, and leaked API
+keys into logs through exception messages that quote the URL. Here every retry decision and every
+error message goes through one place. Retries use tenacity (exponential backoff with full jitter
+and a floor, so ``Retry-After: 0`` never becomes a hot loop); 400, 401, 403, 404 and 413 are never
+retried blindly — the caller decides what they mean.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_any,
+)
+
+RETRYABLE_STATUS = frozenset({202, 408, 425, 429, 500, 502, 503, 504})
+TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class SourceError(Exception):
+    """A request to a source failed in a way the caller must not paper over."""
+
+
+class SourceUnavailable(SourceError):
+    """Retries were exhausted on a transient fault (timeouts, resets, 429, 5xx, cut bodies)."""
+
+
+class RetryableResponse(Exception):
+    """Internal: a response that should be retried, carrying its wait hint."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class JsonResponse:
+    status: int
+    body: bytes
+    data: Any
+    headers: Mapping[str, str]
+    attempts: int
+
+    def excerpt(self, limit: int = 200) -> str:
+        return self.body[:limit].decode("utf-8", "replace")
+
+
+class Redactor:
+    """Replaces every known secret with ``***`` in any text that may reach a log or an error."""
+
+    def __init__(self, secrets: Sequence[str | None]) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class HttpClient:
+    """GETs JSON with bounded, jittered retries and secret-free errors.
+
+    ``min_interval`` spaces requests out per client (the APIs' rate limits are per key or IP);
+    ``max_total_seconds`` bounds the whole retry sequence of one request.
+    """
+
+    def __init__(
+        self,
+        *,
+        secrets: Sequence[str | None] = (),
+        headers: Mapping[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 300.0,
+        max_attempts: int = 6,
+        max_total_seconds: float = 900.0,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        min_delay: float = 0.2,
+        retry_after_cap: float = 120.0,
+        min_interval: float = 0.0,
+    ) -> None:
+        self.redact = Redactor(secrets)
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": "ingest_assets/0.1", **(headers or {})})
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_attempts = max_attempts
+        self.max_total_seconds = max_total_seconds
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.min_delay = min_delay
+        self.retry_after_cap = retry_after_cap
+        self.min_interval = min_interval
+        self._last_request = 0.0
+        self._pace_lock = threading.Lock()
+        self.retries = 0
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        hint = getattr(error, "retry_after", None)
+        if hint is not None:
+            return min(max(hint, self.min_delay), self.retry_after_cap)
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
+        return max(self.min_delay, random.uniform(0, ceiling))
+
+    def _pace(self) -> None:
+        if self.min_interval <= 0:
+            return
+        with self._pace_lock:
+            wait = self._last_request + self.min_interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_request = time.monotonic()
+
+    def _attempt(self, url: str, params: Any, headers: Mapping[str, str] | None) -> JsonResponse:
+        self._pace()
+        try:
+            response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
+            body = response.content
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            raise RetryableResponse(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
+        status = response.status_code
+        if status in RETRYABLE_STATUS:
+            raise RetryableResponse(
+                f"HTTP {status}: {self.redact(body[:120].decode('utf-8', 'replace'))}",
+                _retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        try:
+            data = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            if 200 <= status < 300:
+                # A 200 that is not JSON is a cut-off transfer or a proxy's HTML page: transient.
+                excerpt = self.redact(body[:120].decode("utf-8", "replace"))
+                raise RetryableResponse(f"HTTP {status} body is not JSON: {excerpt!r}") from None
+            data = None
+        return JsonResponse(status, body, data, dict(response.headers), 0)
+
+    def get_json(
+        self,
+        url: str,
+        params: Any = None,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> JsonResponse:
+        """GET ``url``; retry transient faults; return any final answer (2xx or 4xx) to the caller.
+
+        ``what`` names the request (dataset, year, slice) in every error it may raise.
+        """
+        retrying = Retrying(
+            stop=stop_any(
+                stop_after_attempt(self.max_attempts), stop_after_delay(self.max_total_seconds)
+            ),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryableResponse),
+            reraise=True,
+        )
+        started = time.monotonic()
+        attempts = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    if attempts > 1:
+                        self.retries += 1
+                    result = self._attempt(url, params, headers)
+        except RetryableResponse as exc:
+            raise SourceUnavailable(
+                f"{what}: gave up after {attempts} attempts in "
+                f"{time.monotonic() - started:.1f}s; last error: {exc}"
+            ) from None
+        return JsonResponse(result.status, result.body, result.data, result.headers, attempts)

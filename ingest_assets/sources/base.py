@@ -1,0 +1,151 @@
+"""The one interface every source kind implements, and the catalog fields all kinds share.
+
+A source kind (NASS Quick Stats, Socrata, files) knows three things about a year of its data: how
+to split it into slices that each stay within the API's limits (``plan``), how to fetch a slice as
+raw pages (``fetch``) and how to turn a staged page back into records (``parse_page``). Everything
+after that — staging, cleaning, loading, checks — is shared, so adding a kind touches only its own
+module and the registry in ``ingest_assets.sources``.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ingest_assets.cleaning.types import Column
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_identifier(value: str) -> str:
+    """Accept only plain lower-case SQL identifiers; everything else is refused, never escaped."""
+    if not IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid identifier: use lower-case letters, digits and underscores, "
+            "starting with a letter or underscore, at most 63 characters"
+        )
+    return value
+
+
+class DatasetConfig(BaseModel):
+    """Catalog fields every source kind shares. Kind-specific models extend it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Dataset name; the asset key prefix and group name.")
+    source: str
+    table: str = Field(description="Target table in the warehouse.")
+    db_schema: str = Field("public", alias="schema", description="Warehouse schema of the table.")
+    start_year: int = Field(ge=1800, le=2200, description="First yearly partition.")
+    end_year: int | None = Field(
+        None, ge=1800, le=2200, description="Last partition (default: the current year)."
+    )
+    mode: Literal["full", "incremental"] = "full"
+    description: str | None = None
+    owners: list[str] = Field(default_factory=list)
+    schedule: str = Field("0 6 * * 1", description="Cron for the refresh schedule (UTC).")
+    refresh_years: int = Field(2, ge=1, description="How many recent years the schedule refreshes.")
+    analyze: bool = True
+    refresh_views: list[str] = Field(default_factory=list)
+
+    @field_validator("name", "table", "db_schema")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return check_identifier(value)
+
+    @field_validator("refresh_views")
+    @classmethod
+    def _view_identifiers(cls, values: list[str]) -> list[str]:
+        return [check_identifier(v) for v in values]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One request-sized piece of a year: the filters sent and the rows the source promised."""
+
+    key: str
+    params: Mapping[str, tuple[str, ...]]
+    expected_rows: int
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={'|'.join(v)}" for k, v in self.params.items()) or "(whole year)"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The slices of one year, with the source's own count for the whole year."""
+
+    year: int
+    slices: tuple[Slice, ...]
+    source_count: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class Page:
+    """A raw response body exactly as received, with the number of records it holds."""
+
+    slice: Slice
+    index: int
+    body: bytes
+    rows: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Cleaner(ABC):
+    """The offline half of a source kind: reading staged pages back and typing their records.
+
+    Kept apart from ``Source`` so that cleaning needs no API key and no network.
+    """
+
+    def __init__(self, config: DatasetConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def columns(self) -> tuple[Column, ...]:
+        """The cleaned frame's columns; also the facts table's columns."""
+
+    @abstractmethod
+    def parse_page(self, body: bytes) -> list[dict[str, Any]]:
+        """Turn a staged page back into records."""
+
+    @abstractmethod
+    def clean(self, records: list[dict[str, Any]], year: int, where: str) -> pa.Table:
+        """Type one page of records; ``where`` names dataset, year and slice in errors."""
+
+
+class Source(ABC):
+    """A source kind bound to one catalog entry and a live client."""
+
+    kind: ClassVar[str]
+    page_suffix: ClassVar[str] = ".json"
+
+    def __init__(self, config: DatasetConfig, client: Any) -> None:
+        self.config = config
+        self.client = client
+
+    @abstractmethod
+    def plan(self, year: int) -> Plan:
+        """Split a year into slices within the source's limits, each with its promised count."""
+
+    @abstractmethod
+    def fetch(self, part: Slice) -> Iterator[Page]:
+        """Fetch one slice as raw pages (one page per request)."""
+
+    @abstractmethod
+    def count(self, year: int) -> int:
+        """The source's own count of records for a year (what the checks reconcile against)."""
+
+    def change_signal(self, years: Sequence[int]) -> dict[int, str]:
+        """A cheap fingerprint per year that changes when the source's data for it changes."""
+        return {year: str(self.count(year)) for year in years}
+
+    def describe_query(self, year: int) -> dict[str, Any]:
+        """The query for a year as shown in metadata; never contains secrets."""
+        return {}

@@ -1,0 +1,7 @@
+"""Staging: where fetched pages and cleaned frames wait between assets, as files.
+
+Two IO managers, one per kind of staged data: ``pages`` writes raw API responses exactly as
+received (compressed, atomically, with a manifest of slices) and ``frames`` writes cleaned
+tables as Parquet row groups. Both hand downstream assets a small handle, never a whole year in
+memory. Storage is any fsspec URL (a local folder by default), so several workers can share it.
+"""

@@ -1,0 +1,109 @@
+"""The cleaned-frames IO manager: typed tables written as Parquet row groups, chunk by chunk.
+
+The ``cleaned`` asset returns a ``FrameStream`` (a schema and an iterator of Arrow tables, one per
+staged page); this IO manager writes each chunk as it comes, so a million-row year never sits in
+memory. Downstream assets receive ``CleanedFrames``, a handle that streams record batches (or
+pandas frames) back out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest_assets.staging.files import StagingArea, StagingError
+
+
+@dataclass
+class FrameStream:
+    schema: pa.Schema
+    chunks: Iterator[pa.Table]
+
+
+@dataclass(frozen=True)
+class CleanedFrames:
+    """A handle to one year's cleaned Parquet file."""
+
+    area: StagingArea
+    path: str
+
+    def _file(self) -> pq.ParquetFile:
+        return pq.ParquetFile(self.area.fs.open(self.path, "rb"))
+
+    @property
+    def num_rows(self) -> int:
+        return self._file().metadata.num_rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._file().schema_arrow
+
+    def batches(self, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        yield from self._file().iter_batches(batch_size=batch_size)
+
+    def frames(self, batch_size: int = 65_536) -> Iterator[pd.DataFrame]:
+        for batch in self.batches(batch_size):
+            yield batch.to_pandas()
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The whole year as one pandas frame; for small years, notebooks and tests."""
+        return pq.read_table(self.area.fs.open(self.path, "rb")).to_pandas()
+
+
+def _table_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
+
+
+class ParquetFramesIOManager(dg.ConfigurableIOManager):
+    """Writes cleaned frames to ``<base_path>/<asset key>/<year>.parquet``."""
+
+    base_path: str
+
+    def _path(self, area: StagingArea, context: dg.OutputContext | dg.InputContext) -> str:
+        return area.path(*context.asset_key.path, f"{context.asset_partition_key}.parquet")
+
+    def handle_output(self, context: dg.OutputContext, obj: FrameStream) -> None:
+        area = StagingArea(self.base_path)
+        path = self._path(area, context)
+        area.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{path}.tmp"
+        started = time.monotonic()
+        rows = 0
+        preview: pd.DataFrame | None = None
+        with area.fs.open(tmp, "wb") as sink, pq.ParquetWriter(sink, obj.schema) as writer:
+            for chunk in obj.chunks:
+                if chunk.num_rows == 0:
+                    continue
+                writer.write_table(chunk.cast(obj.schema))
+                rows += chunk.num_rows
+                if preview is None:
+                    preview = chunk.slice(0, 5).to_pandas()
+        area.fs.mv(tmp, path)
+        context.add_output_metadata(
+            {
+                "dagster/row_count": dg.MetadataValue.int(rows),
+                "dagster/column_schema": _table_schema(obj.schema),
+                "bytes": dg.MetadataValue.int(area.fs.size(path)),
+                "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+                "preview": dg.MetadataValue.md(
+                    preview.to_markdown(index=False) if preview is not None else "(no rows)"
+                ),
+                "path": dg.MetadataValue.path(path),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> CleanedFrames:
+        area = StagingArea(self.base_path)
+        path = self._path(area, context)
+        if not area.fs.exists(path):
+            raise StagingError(
+                f"no cleaned frame for {'/'.join(context.asset_key.path)} "
+                f"year {context.asset_partition_key} at {path}; materialize cleaned first"
+            )
+        return CleanedFrames(area, path)

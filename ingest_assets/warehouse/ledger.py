@@ -1,0 +1,101 @@
+"""The load ledger and incremental watermarks, kept in the warehouse's ``ingest_meta`` schema.
+
+A ledger row is written in the same transaction as the rows it describes, so the ledger never
+claims a load that did not commit; failed loads get their own row afterwards, with the error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS ingest_meta;
+CREATE TABLE IF NOT EXISTS ingest_meta.load_ledger (
+    id bigserial PRIMARY KEY,
+    dataset text NOT NULL,
+    target_table text NOT NULL,
+    year integer NOT NULL,
+    run_id text NOT NULL,
+    mode text NOT NULL,
+    rows_loaded bigint,
+    source_count bigint,
+    staged_rows bigint,
+    cleaned_rows bigint,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT now(),
+    status text NOT NULL CHECK (status IN ('loaded', 'failed')),
+    message text
+);
+CREATE TABLE IF NOT EXISTS ingest_meta.watermarks (
+    dataset text NOT NULL,
+    year integer NOT NULL,
+    value text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dataset, year)
+);
+"""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    dataset: str
+    target_table: str
+    year: int
+    run_id: str
+    mode: str
+    started_at: datetime
+    source_count: int
+    staged_rows: int
+    cleaned_rows: int
+
+
+def ensure_ledger(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest_meta.ddl'))")
+    conn.execute(DDL)
+
+
+def record(
+    conn: psycopg.Connection,
+    entry: LedgerEntry,
+    status: str,
+    rows_loaded: int | None,
+    message: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO ingest_meta.load_ledger (dataset, target_table, year, run_id, mode, "
+        "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            entry.dataset,
+            entry.target_table,
+            entry.year,
+            entry.run_id,
+            entry.mode,
+            rows_loaded,
+            entry.source_count,
+            entry.staged_rows,
+            entry.cleaned_rows,
+            entry.started_at,
+            status,
+            message,
+        ),
+    )
+
+
+def read_watermark(conn: psycopg.Connection, dataset: str, year: int) -> str | None:
+    row = conn.execute(
+        "SELECT value FROM ingest_meta.watermarks WHERE dataset = %s AND year = %s",
+        (dataset, year),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def write_watermark(conn: psycopg.Connection, dataset: str, year: int, value: str) -> None:
+    conn.execute(
+        "INSERT INTO ingest_meta.watermarks (dataset, year, value) VALUES (%s, %s, %s) "
+        "ON CONFLICT (dataset, year) DO UPDATE SET value = excluded.value, updated_at = now()",
+        (dataset, year, value),
+    )

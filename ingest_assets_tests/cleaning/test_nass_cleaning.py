@@ -1,0 +1,106 @@
+"""The Quick Stats cleaner against real recorded responses."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest_assets.cleaning.nass import COLUMNS, NassCleaner, clean_records
+from ingest_assets.cleaning.types import CleaningError
+from ingest_assets.sources.nass import NassDatasetConfig
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "nass"
+CONFIG = NassDatasetConfig(
+    name="t", source="nass", table="t", start_year=2000, query={"source_desc": "SURVEY"}
+)
+
+
+def _records(name: str) -> list[dict]:
+    return NassCleaner(CONFIG).parse_page((FIXTURES / name).read_bytes())
+
+
+def test_string_year_and_int_year_recordings_clean_identically():
+    old = clean_records(_records("rnassqs_api_GET_corn_yield_VA_2012.json"), 2012, "t")
+    new = clean_records(_records("rnassqs_api_GET_corn_yield_VA_2012_2019-08.json"), 2012, "t")
+    assert old.num_rows == new.num_rows == 12
+    assert old.column("year").to_pylist() == [2012] * 12
+    assert old.equals(new)
+
+
+def test_values_cv_and_load_time_are_typed():
+    table = clean_records(_records("rnassqs_api_GET_corn_yield_VA_2012.json"), 2012, "t")
+    rows = table.to_pylist()
+    assert [c.name for c in COLUMNS] == table.column_names
+    assert rows[0]["value"] == 161.2 and rows[0]["cv_pct"] == 0.6
+    assert rows[6]["cv_pct"] is None and rows[6]["cv_code"] is None
+    assert str(rows[6]["load_time"]) == "2015-06-03 15:08:31"
+    assert rows[0]["state_ansi"] == "51"
+
+
+def test_current_backend_sample_thousands_separators_codes_and_millis():
+    records = _records("usda-nass_api_GET_rice_production_state_1990-2024_2026-01_first8.json")
+    by_year = {}
+    for record in records:
+        by_year.setdefault(record["year"], []).append(record)
+    table = clean_records(by_year[2017], 2017, "t")
+    rows = {r["state_alpha"]: r for r in table.to_pylist()}
+    assert rows["AR"]["value"] == 44_064_806.0
+    assert rows["CA"]["value"] == 12_228_339.0
+    assert rows["CA"]["cv_pct"] is None and rows["CA"]["cv_code"] == "(H)"
+    assert rows["AR"]["cv_pct"] == 9.4 and rows["AR"]["cv_code"] is None
+    assert str(rows["AR"]["load_time"]) == "2018-02-01 00:00:00"
+
+
+def test_key_order_does_not_matter():
+    # These two recordings hold one bare record each (the README they came from cut the body).
+    june = [
+        json.loads((FIXTURES / "jl_api_GET_oranges_CA_2019_first_record_2020-06.json").read_text())
+    ]
+    december = [
+        json.loads((FIXTURES / "jl_api_GET_oranges_CA_2019_first_record_2020-12.json").read_text())
+    ]
+    assert list(june[0]) != list(december[0])
+    assert clean_records(june, 2019, "t").equals(clean_records(december, 2019, "t"))
+
+
+def test_suppression_codes_are_kept_not_zeroed():
+    record = _records("rnassqs_api_GET_corn_yield_VA_2012_2019-08.json")[0]
+    records = [
+        {**record, "Value": value, "CV (%)": cv}
+        for value, cv in [("(D)", "(L)"), ("                 (Z)", ""), ("1,234", "(H)")]
+    ]
+    rows = clean_records(records, 2012, "t").to_pylist()
+    assert [(r["value"], r["value_code"]) for r in rows] == [
+        (None, "(D)"),
+        (None, "(Z)"),
+        (1234.0, None),
+    ]
+    assert [r["cv_code"] for r in rows] == ["(L)", None, "(H)"]
+
+
+def test_a_value_that_is_not_a_number_names_column_and_value():
+    record = _records("rnassqs_api_GET_corn_yield_VA_2012_2019-08.json")[0]
+    with pytest.raises(CleaningError, match=r"column 'value'.*'12x'") as error:
+        clean_records([{**record, "Value": "12x"}], 2012, "dataset d, year 2012, slice s")
+    assert "dataset d, year 2012, slice s" in str(error.value)
+
+
+def test_schema_drift_names_missing_and_new_fields():
+    record = dict(_records("rnassqs_api_GET_corn_yield_VA_2012_2019-08.json")[0])
+    record.pop("county_code")
+    record["new_field"] = "x"
+    with pytest.raises(CleaningError, match="missing field.*county_code.*new field.*new_field"):
+        clean_records([record], 2012, "t")
+
+
+def test_a_record_from_another_year_is_refused():
+    records = _records("rnassqs_api_GET_corn_yield_VA_2012_2019-08.json")
+    with pytest.raises(CleaningError, match="year 2012 arrived in partition 2013"):
+        clean_records(records, 2013, "t")
+
+
+def test_error_bodies_are_not_records():
+    body = (FIXTURES / "rnassqs_api_GET_400_no_data_year2102.body.json").read_bytes()
+    assert json.loads(body) == {"error": ["bad request - invalid query"]}
+    with pytest.raises(Exception, match="expected a JSON object with a 'data' list"):
+        NassCleaner(CONFIG).parse_page(body)

@@ -1,0 +1,75 @@
+"""Shared fixtures: a real embedded PostgreSQL, a real Dagster instance on it, fresh databases.
+
+One embedded server serves the whole session (its data in a temporary INGEST_HOME); each test
+that needs a warehouse gets a database of its own, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dagster as dg
+import psycopg
+import pytest
+from psycopg import sql
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def ingest_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("ingest_home")
+    previous = os.environ.get("INGEST_HOME")
+    os.environ["INGEST_HOME"] = str(home)
+    yield home
+    from ingest_assets.embedded import stop_embedded
+
+    stop_embedded()
+    if previous is None:
+        os.environ.pop("INGEST_HOME", None)
+    else:
+        os.environ["INGEST_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(ingest_home: Path) -> str:
+    """The embedded server (or ``TEST_DATABASE_URL``, an external server's admin URL)."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return os.environ["TEST_DATABASE_URL"]
+    from ingest_assets.embedded import embedded_url
+
+    return embedded_url("postgres")
+
+
+def create_database(admin_url: str, prefix: str) -> str:
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+
+
+@pytest.fixture
+def warehouse_url(pg_admin_url: str) -> str:
+    """A fresh, empty warehouse database for one test."""
+    return create_database(pg_admin_url, "warehouse")
+
+
+@pytest.fixture(scope="session")
+def dagster_pg_url(pg_admin_url: str) -> str:
+    url = create_database(pg_admin_url, "dagster")
+    return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+
+
+@pytest.fixture(scope="session")
+def instance(dagster_pg_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """A real Dagster instance whose storage is PostgreSQL, shared by the session."""
+    with dg.instance_for_test(
+        temp_dir=str(tmp_path_factory.mktemp("dagster_home")),
+        overrides={"storage": {"postgres": {"postgres_url": dagster_pg_url}}},
+    ) as dagster_instance:
+        yield dagster_instance
