@@ -1,0 +1,1 @@
+"""Local stand-ins for the public APIs: real HTTP, documented contract, quirks included."""

@@ -1,0 +1,519 @@
+"""HTTP stand-in for the USDA NASS Quick Stats API, serving a NassDataset on a local port.
+
+Tests, the benchmark and the offline demo cannot reach the real API, so this server speaks its
+contract (shared/reference/nass_quickstats.md §1) over real sockets: `key` auth (401), the
+50,000-record limit (413 without a Content-Type), 400 for a query without data, 500 HTML for
+comma-joined years, streamed JSON records whose key order changes from record to record. It also
+keeps request statistics and a queue of injected faults (429, 5xx, resets, truncated or short
+bodies, ...) so tests can check how a client copes.
+
+Run it on its own with `python -m ingest_assets.standin.nass_server --port P
+--records-per-year 2020=1000000`; the first line printed is the base URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import io
+import itertools
+import logging
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from operator import itemgetter
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from ingest_assets.standin.nass_data import FIELDS, NassDataset, Record
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_KEY = "test-key-0000-0000-0000-000000000000"
+RECORD_LIMIT = 50_000
+ENDPOINTS = ("api_GET", "get_counts", "get_param_values")
+FAULTS = (
+    "429",
+    "429-retry-after-0",
+    "429-retry-after-2",
+    "500",
+    "502",
+    "503",
+    "reset",
+    "truncate",
+    "html200",
+)
+"""Fixed fault names; `slow:<seconds>` and `short:<records>` are accepted too."""
+
+_BATCH = 2_000  # records serialized per chunk written to the socket
+_CONTROL_PARAMS = frozenset(("key", "format", "param", "callback"))
+
+
+def _html_page(title: str, server: str) -> bytes:
+    """An nginx-style error page, as the real API's proxies send."""
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>{server}</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode()
+
+
+_PAGE_429 = _html_page("429 Too Many Requests", "nginx/1.23.3")
+_PAGE_500 = (
+    b'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+    b'"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\r\n'
+    b'<html xmlns="http://www.w3.org/1999/xhtml">\r\n<head>\r\n'
+    b"<title>500 - Internal server error.</title>\r\n</head>\r\n<body>\r\n"
+    b"<h2>500 - Internal server error.</h2>\r\n"
+    b"<h3>There is a problem with the resource you are looking for, and it cannot be displayed."
+    b"</h3>\r\n</body>\r\n</html>\r\n"
+)
+_PAGE_502 = _html_page("502 Bad Gateway", "Microsoft-Azure-Application-Gateway/v2")
+_PAGE_503 = _html_page(
+    "503 Service Temporarily Unavailable", "Microsoft-Azure-Application-Gateway/v2"
+)
+_PAGE_MAINTENANCE = (
+    b"<!DOCTYPE html>\r\n<html>\r\n<head><title>Quick Stats - Scheduled Maintenance</title>"
+    b"</head>\r\n<body>\r\n<h1>Quick Stats is temporarily unavailable</h1>\r\n"
+    b"<p>The site is undergoing scheduled maintenance. Please try again later.</p>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+_HTML = "text/html"
+_ERROR_PAGES: dict[str, tuple[int, bytes, tuple[tuple[str, str], ...]]] = {
+    "429": (429, _PAGE_429, ()),
+    "429-retry-after-0": (429, _PAGE_429, (("Retry-After", "0"),)),
+    "429-retry-after-2": (429, _PAGE_429, (("Retry-After", "2"),)),
+    "500": (500, _PAGE_500, ()),
+    "502": (502, _PAGE_502, ()),
+    "503": (503, _PAGE_503, ()),
+    "html200": (200, _PAGE_MAINTENANCE, ()),
+}
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps({"error": [message]})
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggedRequest:
+    """One request as the stand-in saw it; the key's value is replaced by "REDACTED".
+
+    `status` is 0 when the connection was dropped without a response.
+    """
+
+    endpoint: str
+    path: str
+    params: tuple[tuple[str, str], ...]
+    status: int
+
+
+class NassStats:
+    """Thread-safe request statistics of a NassStandIn."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests_by_endpoint: Counter[str] = Counter()
+        self.requests: list[LoggedRequest] = []
+        self.faults_served: Counter[str] = Counter()
+        self.records_served = 0
+        self.max_records_served = 0
+        self.in_flight = 0
+        self.peak_concurrency = 0
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests_by_endpoint.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests_by_endpoint.clear()
+            self.requests.clear()
+            self.faults_served.clear()
+            self.records_served = self.max_records_served = 0
+            self.peak_concurrency = self.in_flight
+
+    def started(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_concurrency = max(self.peak_concurrency, self.in_flight)
+
+    def finished(self, request: LoggedRequest, records: int, fault: str | None) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.requests_by_endpoint[request.endpoint] += 1
+            self.requests.append(request)
+            self.records_served += records
+            self.max_records_served = max(self.max_records_served, records)
+            if fault:
+                self.faults_served[fault] += 1
+
+
+@dataclasses.dataclass
+class _Fault:
+    kind: str
+    remaining: int
+    endpoint: str | None
+
+
+def _check_fault(fault: str) -> None:
+    name, _, arg = fault.partition(":")
+    try:
+        valid = fault in FAULTS or (name == "slow" and float(arg) >= 0)
+        valid = valid or (name == "short" and int(arg) >= 0)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"unknown fault {fault!r}; use one of {FAULTS}, slow:<s>, short:<n>")
+
+
+class NassStandIn:
+    """A local Quick Stats API on a real socket, served from a daemon thread.
+
+    Use it as a context manager (or `start()`/`stop()`); point clients at `base_url`.
+    """
+
+    def __init__(
+        self,
+        dataset: NassDataset | None = None,
+        api_key: str = DEFAULT_API_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+    ) -> None:
+        self.dataset = dataset or NassDataset()
+        self.api_key = api_key
+        self.latency = latency
+        self.stats = NassStats()
+        self._address = (host, port)
+        self._faults: list[_Fault] = []
+        self._faults_lock = threading.Lock()
+        self._serial = itertools.count()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the stand-in is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/api"
+
+    def start(self) -> Self:
+        if self._server is None:
+            self._server = _Server(self._address, self)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="nass-standin", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def inject(self, fault: str, times: int = 1, endpoint: str | None = None) -> None:
+        """Serve `fault` to the next `times` requests to `endpoint` (None: any endpoint;
+        `short:<n>` only ever applies to api_GET). Faults queue up in order."""
+        _check_fault(fault)
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; use one of {ENDPOINTS}")
+        with self._faults_lock:
+            self._faults.append(_Fault(fault, times, endpoint))
+
+    def clear_faults(self) -> None:
+        with self._faults_lock:
+            self._faults.clear()
+
+    def reset_stats(self) -> None:
+        self.stats.reset()
+
+    def take_fault(self, endpoint: str) -> str | None:
+        """Pop the next queued fault that applies to a request to `endpoint`."""
+        with self._faults_lock:
+            for fault in self._faults:
+                if fault.endpoint not in (None, endpoint):
+                    continue
+                if fault.kind.startswith("short:") and endpoint != "api_GET":
+                    continue
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault.kind
+        return None
+
+    def next_serial(self) -> int:
+        return next(self._serial)
+
+
+class _Server(ThreadingHTTPServer):
+    """Tracks its open connections so that stopping also drops idle keep-alive ones."""
+
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], standin: NassStandIn) -> None:
+        super().__init__(address, _Handler)
+        self.standin = standin
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection; HTTP/1.1 keep-alive, so it may serve several requests in turn."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "Kestrel"
+    sys_version = ""
+    timeout = 120
+    server: _Server
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug(format, *args)
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every response on a kept-alive connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, open_=False)
+        super().finish()
+
+    def do_GET(self) -> None:
+        standin = self.server.standin
+        url = urlsplit(self.path)
+        name = url.path.rstrip("/").removeprefix("/api/")
+        endpoint = name if name in ENDPOINTS else "other"
+        self._params = parse_qsl(url.query, keep_blank_values=True)
+        self._logged = False
+        self._records = 0
+        self._fault: str | None = None
+        self._truncate = False
+        redacted = tuple((k, "REDACTED" if k == "key" else v) for k, v in self._params)
+        self._request = LoggedRequest(endpoint, url.path, redacted, 0)
+        standin.stats.started()
+        try:
+            if standin.latency:
+                time.sleep(standin.latency)
+            if endpoint == "other":
+                self._send(404, _error("not found"))
+            else:
+                self._fault = standin.take_fault(endpoint)
+                self._serve(standin, endpoint)
+        except (ConnectionError, TimeoutError):  # the client went away or stopped reading
+            self.close_connection = True
+        finally:
+            self._log(0)
+
+    def _log(self, status: int) -> None:
+        """Record the request once, before its last bytes go out (so a client that has read
+        the whole response always finds it in the statistics)."""
+        if not self._logged:
+            self._logged = True
+            request = dataclasses.replace(self._request, status=status)
+            self.server.standin.stats.finished(request, self._records, self._fault)
+
+    def _serve(self, standin: NassStandIn, endpoint: str) -> None:
+        fault = self._fault or ""
+        if fault in _ERROR_PAGES:
+            status, page, headers = _ERROR_PAGES[fault]
+            self._send(status, page, _HTML, headers)
+            return
+        if fault == "reset":
+            self._log(0)
+            self.close_connection = True
+            return
+        self._truncate = fault == "truncate"
+        kind, _, arg = fault.partition(":")
+        if kind == "slow":
+            time.sleep(float(arg))
+        drop = int(arg) if kind == "short" else 0
+
+        params = self._params
+        if dict(params).get("key") != standin.api_key:
+            self._send(401, _error("unauthorized"))
+        elif any("," in v for k, v in params if k == "year" or k.startswith("year__")):
+            self._send(500, _PAGE_500, _HTML)
+        elif endpoint == "get_counts":
+            self._send_json({"count": standin.dataset.count(self._filters())})
+        elif endpoint == "get_param_values":
+            self._param_values(standin.dataset)
+        else:
+            self._api_get(standin, drop)
+
+    def _filters(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in self._params if k not in _CONTROL_PARAMS]
+
+    def _param_values(self, dataset: NassDataset) -> None:
+        param = dict(self._params).get("param", "")
+        try:
+            values = dataset.param_values(param, self._filters())
+        except KeyError:
+            self._send(400, _error("bad request - invalid query"))
+            return
+        self._send_json({param: values})
+
+    def _api_get(self, standin: NassStandIn, drop: int) -> None:
+        fmt = dict(self._params).get("format", "JSON").upper()
+        if fmt not in ("JSON", "CSV"):
+            self._send(415, _error("bad request - unsupported media type"))
+            return
+        filters = self._filters()
+        count = standin.dataset.count(filters)
+        if count > RECORD_LIMIT:
+            self._send(413, _error(f"exceeds limit={RECORD_LIMIT}"), None)
+            return
+        if count == 0:
+            self._send(400, _error("bad request - invalid query"), None)
+            return
+        if fmt == "CSV":
+            records = standin.dataset.records(filters)
+            body = self._csv_body(itertools.islice(records, max(count - drop, 0)))
+            self._send_stream(body, "text/csv")
+        else:
+            records = standin.dataset.records(filters, random.Random(standin.next_serial()))
+            body = self._json_body(itertools.islice(records, max(count - drop, 0)))
+            self._send_stream(body, "application/json")
+
+    def _batches(self, records: Iterable[Record]) -> Iterator[list[Record]]:
+        iterator = iter(records)
+        while batch := list(itertools.islice(iterator, _BATCH)):
+            self._records += len(batch)
+            yield batch
+
+    def _json_body(self, records: Iterable[Record]) -> Iterator[bytes]:
+        yield b'{"data":['
+        separator = b""
+        for batch in self._batches(records):
+            yield separator + orjson.dumps(batch)[1:-1]
+            separator = b","
+        yield b"]}"
+
+    def _csv_body(self, records: Iterable[Record]) -> Iterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow(FIELDS)
+        row = itemgetter(*FIELDS)
+        for batch in self._batches(records):
+            writer.writerows(map(row, batch))
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue().encode()
+
+    def _send_json(self, payload: object) -> None:
+        self._send(200, orjson.dumps(payload))
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None = "application/json",
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self._log(status)
+        if self._truncate:
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+        else:
+            self.wfile.write(body)
+
+    def _send_stream(self, pieces: Iterator[bytes], content_type: str) -> None:
+        """Send a 200 with chunked transfer encoding, piece by piece."""
+        if self._truncate:
+            self._send(200, b"".join(pieces), content_type)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pending = b""
+        for piece in pieces:
+            if pending:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(pending), pending))
+            pending = piece
+        self._log(200)
+        last = b"%x\r\n%s\r\n" % (len(pending), pending) if pending else b""
+        self.wfile.write(last + b"0\r\n\r\n")
+
+
+def _year_records(text: str) -> tuple[int, int]:
+    year, _, records = text.partition("=")
+    return int(year), int(records)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve a stand-in until killed; print its base URL on the first line of stdout."""
+    parser = argparse.ArgumentParser(description="Serve a local USDA NASS Quick Stats stand-in.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--default-records", type=int, default=2_000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    parser.add_argument(
+        "--records-per-year",
+        type=_year_records,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="YEAR=N",
+    )
+    args = parser.parse_args(argv)
+    dataset = NassDataset(dict(args.records_per_year), args.default_records, args.seed)
+    with NassStandIn(dataset, args.api_key, args.host, args.port, args.latency) as standin:
+        print(standin.base_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
