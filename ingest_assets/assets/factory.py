@@ -7,7 +7,6 @@ and carries the blocking ``row_counts_reconcile`` check: source count = rows sta
 cleaned = rows loaded, verified inside the load transaction before anything commits.
 """
 
-
 from collections.abc import Iterator
 from urllib.parse import urlparse
 

@@ -89,7 +89,7 @@ def test_schema_drift_names_missing_and_new_fields():
     record = dict(_records("rnassqs_api_GET_corn_yield_VA_2012_2019-08.json")[0])
     record.pop("county_code")
     record["new_field"] = "x"
-    with pytest.raises(CleaningError, match="missing field.*county_code.*new field.*new_field"):
+    with pytest.raises(CleaningError, match=r"missing field.*county_code.*new field.*new_field"):
         clean_records([record], 2012, "t")
 
 
