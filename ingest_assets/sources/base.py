@@ -51,6 +51,9 @@ class DatasetConfig(BaseModel):
     owners: list[str] = Field(default_factory=list)
     schedule: str = Field("0 6 * * 1", description="Cron for the refresh schedule (UTC).")
     refresh_years: int = Field(2, ge=1, description="How many recent years the schedule refreshes.")
+    watch_years: int = Field(
+        5, ge=1, description="How many recent years the new-data sensor watches for revisions."
+    )
     analyze: bool = True
     refresh_views: list[str] = Field(default_factory=list)
 

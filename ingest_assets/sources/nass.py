@@ -11,7 +11,7 @@ travels in the URL, so it only ever passes through the shared client, which reda
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 import dagster as dg
@@ -197,6 +197,18 @@ class NassSource(Source):
 
     def count(self, year: int) -> int:
         return self._count(self.year_params(year))
+
+    def change_signal(self, years: Sequence[int]) -> dict[int, str]:
+        """Per year: the record count and the latest ``load_time`` (NASS revises old years in
+        place, which moves ``load_time`` even when the count stays). Two cheap requests a year;
+        a year without records costs one."""
+        signals: dict[int, str] = {}
+        for year in years:
+            params = self.year_params(year)
+            count = self._count(params)
+            latest = max(self._values("load_time", params), default="") if count else ""
+            signals[year] = f"count={count};load_time={latest}"
+        return signals
 
     def plan(self, year: int) -> Plan:
         params = self.year_params(year)
