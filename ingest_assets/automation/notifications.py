@@ -1,0 +1,133 @@
+"""Run notifications: run status sensors that post a short Slack-compatible message.
+
+The webhook comes from ``INGEST_WEBHOOK_URL`` (read at each evaluation, so setting it needs no
+code change); the payload is ``{"text": ...}``, which Slack, Mattermost and most chat webhooks
+accept. On failure: the dataset asset, the year and the error (first line, secrets removed); on
+success: rows loaded per year. Without the variable the sensors do nothing and say so once in
+the logs. Posting problems are logged, never raised: a down chat server must not stall the
+sensors (each run is reported once, whatever happens to the post).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import dagster as dg
+import requests
+from dagster._utils.error import SerializableErrorInfo
+
+WEBHOOK_ENV = "INGEST_WEBHOOK_URL"
+POST_TIMEOUT_SECONDS = 10.0
+MAX_ERROR_CHARS = 500
+_SECRET_NAMES = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+_announced_off = False
+
+
+def redact(text: str) -> str:
+    """Remove the values of secret-looking environment variables and passwords in URLs."""
+    for name, value in os.environ.items():
+        if _SECRET_NAMES.search(name) and len(value) >= 6:
+            text = text.replace(value, "***")
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def _year(run: dg.DagsterRun) -> str:
+    return run.tags.get("dagster/partition", "(no year)")
+
+
+def _asset_of_step(run: dg.DagsterRun, step_key: str | None) -> str:
+    """An asset step's key is the asset key joined with ``__``; runs launched for a selection
+    know their keys, others (in-process runs) are mapped back from the step key."""
+    for key in run.asset_selection or ():
+        if "__".join(key.path) == step_key:
+            return key.to_user_string()
+    return step_key.replace("__", "/") if step_key else "(run)"
+
+
+def _error_line(error: SerializableErrorInfo | None) -> str:
+    if error is None:
+        return "unknown error"
+    line = (error.message.strip().splitlines() or [""])[0]
+    kind, _, rest = line.partition(": ")
+    return rest if rest and kind.endswith(error.cls_name or "") else line
+
+
+def failure_text(context: dg.RunFailureSensorContext) -> str:
+    run = context.dagster_run
+    lines = [f":red_circle: run {run.run_id[:8]} failed, year {_year(run)}"]
+    for event in context.get_step_failure_events():
+        message = _error_line(event.event_specific_data.error)
+        asset = _asset_of_step(run, event.step_key)
+        lines.append(f"• {asset}: {message[:MAX_ERROR_CHARS]}")
+    if len(lines) == 1:
+        lines.append(f"• {context.failure_event.message or 'the run failed'}"[:MAX_ERROR_CHARS])
+    return redact("\n".join(lines))
+
+
+def loaded_rows(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str, int]]:
+    """(asset, year, rows loaded) for each table load the run committed."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    loads = []
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization and "loaded_rows" in materialization.metadata:
+            loads.append(
+                (
+                    materialization.asset_key.to_user_string(),
+                    materialization.partition or "(no year)",
+                    int(materialization.metadata["loaded_rows"].value),
+                )
+            )
+    return loads
+
+
+def success_text(context: dg.RunStatusSensorContext) -> str | None:
+    loads = loaded_rows(context.instance, context.dagster_run.run_id)
+    if not loads:
+        return None
+    lines = [f":large_green_circle: run {context.dagster_run.run_id[:8]} loaded"]
+    lines += [f"• {asset} {year}: {rows:,} rows" for asset, year, rows in sorted(loads)]
+    return "\n".join(lines)
+
+
+def post(text: str, log: dg.DagsterLogManager) -> bool:
+    """POST ``{"text": text}`` to the webhook; False (and a log line) when not posted."""
+    global _announced_off
+    url = os.environ.get(WEBHOOK_ENV)
+    if not url:
+        if not _announced_off:
+            log.info(f"{WEBHOOK_ENV} is not set: run notifications are off")
+            _announced_off = True
+        return False
+    try:
+        response = requests.post(url, json={"text": text}, timeout=POST_TIMEOUT_SECONDS)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        log.warning(f"could not post the run notification to {WEBHOOK_ENV}: {redact(str(exc))}")
+        return False
+    return True
+
+
+@dg.run_failure_sensor(
+    name="notify_run_failure",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Posts the failed asset, year and error to the {WEBHOOK_ENV} webhook.",
+)
+def notify_run_failure(context: dg.RunFailureSensorContext) -> None:
+    post(failure_text(context), context.log)
+
+
+@dg.run_status_sensor(
+    name="notify_run_success",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Posts the rows loaded per year to the {WEBHOOK_ENV} webhook.",
+)
+def notify_run_success(context: dg.RunStatusSensorContext) -> None:
+    text = success_text(context)
+    if text:
+        post(text, context.log)
