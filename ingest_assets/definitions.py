@@ -12,6 +12,7 @@ import os
 import dagster as dg
 
 from ingest_assets.assets.factory import dataset_assets
+from ingest_assets.automation import automation_definitions
 from ingest_assets.catalog import load_catalog
 from ingest_assets.embedded import ingest_home
 from ingest_assets.sources.registry import SOURCE_KINDS
@@ -45,7 +46,8 @@ def build_resources() -> dict[str, object]:
 def build_definitions() -> dg.Definitions:
     catalog = load_catalog()
     assets = [asset for config in catalog.values() for asset in dataset_assets(config)]
-    return dg.Definitions(assets=assets, resources=build_resources())
+    base = dg.Definitions(assets=assets, resources=build_resources())
+    return dg.Definitions.merge(base, automation_definitions(catalog))
 
 
 defs = build_definitions()

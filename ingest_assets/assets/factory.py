@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import dagster as dg
 import pyarrow as pa
 
+from ingest_assets.automation.policies import backfill_policy
 from ingest_assets.cleaning.types import arrow_schema
 from ingest_assets.http import SourceError, SourceUnavailable
 from ingest_assets.partitions import yearly_partitions
@@ -67,7 +68,12 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     )
     target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns())
     about = config.description or f"{config.source} dataset {name}"
-    common = {"partitions_def": partitions, "group_name": name, "owners": config.owners or None}
+    common = {
+        "partitions_def": partitions,
+        "group_name": name,
+        "owners": config.owners or None,
+        "backfill_policy": backfill_policy(config),
+    }
 
     @dg.asset(
         key=raw_key,
