@@ -25,6 +25,7 @@ from ingest_assets.warehouse import ledger
 from ingest_assets.warehouse.loader import Counts, now, record_failure, replace_year
 from ingest_assets.warehouse.resource import Warehouse
 from ingest_assets.warehouse.tables import FactsTable
+from ingest_assets.warehouse.views import refresh_views
 
 RECONCILE_CHECK = "row_counts_reconcile"
 FETCH_RETRY = dg.RetryPolicy(
@@ -168,6 +169,11 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 raise
             if not result.committed:
                 record_failure(conn, entry, result.mismatch(), result.loaded)
+            elif config.refresh_views:
+                views = refresh_views(
+                    conn, config.db_schema, config.refresh_views, f"{name} year {year}"
+                )
+                context.log.info(f"{name} year {year}: refreshed {', '.join(views)}")
         figures = {k: dg.MetadataValue.int(v) for k, v in result.figures.items()}
         message = (
             f"{name} year {year}: {result.loaded:,} rows loaded, matching the source"
