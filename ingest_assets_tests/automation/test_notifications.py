@@ -12,6 +12,7 @@ from ingest_assets.sources.nass import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.assets.test_nass_pipeline import materialize
+from ingest_assets_tests.support.pipeline import nass_resources
 
 
 class Receiver(ThreadingHTTPServer):
@@ -57,13 +58,7 @@ def standin():
 
 @pytest.fixture
 def resources(standin, warehouse_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", warehouse_url)
-    monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
-    monkeypatch.setenv("NASS_API_KEY", standin.api_key)
-    monkeypatch.setenv("NASS_BASE_URL", standin.base_url)
-    from ingest_assets.definitions import build_resources
-
-    return build_resources()
+    return nass_resources(monkeypatch, standin, warehouse_url, tmp_path / "staging")
 
 
 def status_context(instance, result, event, sensor):

@@ -8,6 +8,7 @@ from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets.warehouse.views import ViewRefreshError, refresh_views
 from ingest_assets_tests.assets.test_nass_pipeline import QUERY, materialize
+from ingest_assets_tests.support.pipeline import nass_resources
 
 CONFIG = NassDatasetConfig(
     name="nass_t",
@@ -22,13 +23,7 @@ CONFIG = NassDatasetConfig(
 @pytest.fixture
 def resources(warehouse_url, tmp_path, monkeypatch):
     with NassStandIn(NassDataset(records_per_year={2019: 300, 2020: 400})) as standin:
-        monkeypatch.setenv("DATABASE_URL", warehouse_url)
-        monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
-        monkeypatch.setenv("NASS_API_KEY", standin.api_key)
-        monkeypatch.setenv("NASS_BASE_URL", standin.base_url)
-        from ingest_assets.definitions import build_resources
-
-        yield build_resources()
+        yield nass_resources(monkeypatch, standin, warehouse_url, tmp_path / "staging")
 
 
 def view_rows(url: str) -> list[tuple]:
