@@ -5,9 +5,16 @@ hands a ``PageStream`` to the staging IO manager; ``cleaned`` types the staged p
 chunk into Parquet; ``facts`` loads the Parquet into PostgreSQL, replacing the year atomically,
 and carries the blocking ``row_counts_reconcile`` check: source count = rows staged = rows
 cleaned = rows loaded, verified inside the load transaction before anything commits.
+
+A dataset in ``mode: incremental`` differs in two places only: ``raw_pages`` reads the year's
+watermark from the warehouse and plans just the rows changed since it (minus the overlap), and
+``facts`` merges them on the key instead of replacing the year, reconciling the year's rows in
+the table against the source's count for the year as well.
 """
 
+import functools
 from collections.abc import Iterator
+from datetime import datetime
 from urllib.parse import urlparse
 
 import dagster as dg
@@ -16,12 +23,19 @@ import pyarrow as pa
 from ingest_assets.cleaning.types import arrow_schema
 from ingest_assets.http import SourceError, SourceUnavailable
 from ingest_assets.partitions import yearly_partitions
-from ingest_assets.sources.base import Cleaner, DatasetConfig, Page, Slice, Source
+from ingest_assets.sources.base import Cleaner, DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.sources.columns import TypedDatasetConfig, parse_interval
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.staging.frames import CleanedFrames, FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger
-from ingest_assets.warehouse.loader import Counts, now, record_failure, replace_year
+from ingest_assets.warehouse.loader import (
+    Counts,
+    now,
+    record_failure,
+    replace_year,
+    upsert_year,
+)
 from ingest_assets.warehouse.resource import Warehouse
 from ingest_assets.warehouse.tables import FactsTable
 
@@ -57,6 +71,41 @@ def _source(context: dg.AssetExecutionContext, config: DatasetConfig) -> Source:
     return getattr(context.resources, kind.resource.resource_key).source(config)
 
 
+def incremental_since(warehouse: Warehouse, config: TypedDatasetConfig, year: int) -> str | None:
+    """The stored watermark of the year minus the catalog's overlap; None before the first load."""
+    with warehouse.connect() as conn:
+        with conn.transaction():
+            ledger.ensure_ledger(conn)
+        mark = ledger.read_watermark(conn, config.name, year)
+    if mark is None:
+        return None
+    start = datetime.fromisoformat(mark) - parse_interval(config.overlap)
+    return start.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def _plan(context: dg.AssetExecutionContext, config: DatasetConfig, source: Source) -> Plan:
+    year = int(context.partition_key)
+    if config.mode != "incremental":
+        return source.plan(year)
+    assert isinstance(config, TypedDatasetConfig)
+    since = incremental_since(context.resources.warehouse, config, year)
+    context.log.info(
+        f"{config.name} {year}: incremental, "
+        + (f"rows with {config.updated_column} >= {since}" if since else "no watermark yet")
+    )
+    return source.plan_changes(year, since)
+
+
+def _loader(config: DatasetConfig, year_count: int):
+    """``replace_year`` for full loads; ``upsert_year`` bound to the key and watermark column."""
+    if config.mode != "incremental":
+        return replace_year
+    assert isinstance(config, TypedDatasetConfig) and config.updated_column
+    return functools.partial(
+        upsert_year, year_source=year_count, updated_column=config.updated_column
+    )
+
+
 def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     """Build the three assets of one catalog entry."""
     kind = SOURCE_KINDS[config.source]
@@ -65,14 +114,17 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     raw_key, cleaned_key, facts_key = (
         dg.AssetKey([name, step]) for step in ("raw_pages", "cleaned", "facts")
     )
-    target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns())
+    key = tuple(getattr(config, "key", ()))
+    target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns(), key)
+    incremental = config.mode == "incremental"
     about = config.description or f"{config.source} dataset {name}"
     common = {"partitions_def": partitions, "group_name": name, "owners": config.owners or None}
 
     @dg.asset(
         key=raw_key,
         io_manager_key="pages_io_manager",
-        required_resource_keys={kind.resource.resource_key},
+        required_resource_keys={kind.resource.resource_key}
+        | ({"warehouse"} if incremental else set()),
         kinds={config.source, "json"},
         pool=api_pool(config),
         retry_policy=FETCH_RETRY,
@@ -84,7 +136,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         source = _source(context, config)
         year = int(context.partition_key)
         try:
-            plan = source.plan(year)
+            plan = _plan(context, config, source)
         except SourceUnavailable:
             raise
         except SourceError as exc:
@@ -125,11 +177,22 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 asset=facts_key,
                 blocking=True,
                 description="Source count = rows staged = rows cleaned = rows loaded for "
-                "the year; verified before the load commits.",
+                "the year"
+                + (
+                    " (the changed rows), and the year's rows in the table = the source's "
+                    "count for the year"
+                    if incremental
+                    else ""
+                )
+                + "; verified before the load commits.",
             )
         ],
         description=f"{about} in PostgreSQL table {config.db_schema}.{config.table}; "
-        "each year replaced atomically.",
+        + (
+            f"changed rows merged on {', '.join(key)} each run."
+            if incremental
+            else "each year replaced atomically."
+        ),
         **common,
     )
     def facts(
@@ -153,7 +216,8 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         )
         with warehouse.connect() as conn:
             try:
-                result = replace_year(
+                load = _loader(config, raw_pages.year_count)
+                result = load(
                     conn, target, year, cleaned.batches(), counts, entry, analyze=config.analyze
                 )
             except Exception as exc:
@@ -165,6 +229,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         figures = {k: dg.MetadataValue.int(v) for k, v in result.figures.items()}
         message = (
             f"{name} year {year}: {result.loaded:,} rows loaded, matching the source"
+            + (f" ({result.year_rows:,} rows in the year)" if incremental else "")
             if result.committed
             else f"{name} {result.mismatch()}; load rolled back, table unchanged"
         )
@@ -181,6 +246,14 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "dagster/row_count": dg.MetadataValue.int(result.loaded if result.committed else 0),
                 "dagster/table_name": f"{config.db_schema}.{config.table}",
                 "rows_replaced": dg.MetadataValue.int(result.replaced),
+                **(
+                    {
+                        "rows_inserted": dg.MetadataValue.int(result.inserted),
+                        "rows_updated": dg.MetadataValue.int(result.updated),
+                    }
+                    if incremental
+                    else {}
+                ),
                 "committed": dg.MetadataValue.bool(result.committed),
                 "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                 "copy_seconds": dg.MetadataValue.float(round(result.copy_seconds, 3)),
