@@ -92,9 +92,9 @@ class SocrataDatasetConfig(TypedDatasetConfig):
     @field_validator("year_column")
     @classmethod
     def _year_column(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("dataset_id") is None:
-            return value
-        columns = info.data.get("columns", {})
+        if info.data.get("dataset_id") is None or "columns" not in info.data:
+            return value  # (a mistake in columns is reported once, there)
+        columns = info.data["columns"]
         if value is None:
             raise ValueError("dataset_id needs a year_column to filter each year on")
         if columns.get(value) not in YEAR_COLUMN_TYPES:
