@@ -31,6 +31,15 @@ def parse_interval(text: str) -> timedelta:
     return timedelta(**{f"{match[2]}s": int(match[1])})
 
 
+def _check_declared(names: list[str], info: ValidationInfo) -> list[str]:
+    """Names that must be declared columns (unchecked when ``columns`` itself was refused)."""
+    columns = info.data.get("columns")
+    unknown = [n for n in names if columns is not None and n not in columns]
+    if unknown:
+        raise ValueError(f"not declared in columns: {', '.join(unknown)}")
+    return names
+
+
 class TypedDatasetConfig(DatasetConfig):
     """An entry that declares its columns, and for ``mode: incremental`` its key and watermark."""
 
@@ -80,10 +89,7 @@ class TypedDatasetConfig(DatasetConfig):
     @field_validator("null_on_error")
     @classmethod
     def _declared(cls, names: list[str], info: ValidationInfo) -> list[str]:
-        unknown = [n for n in names if n not in info.data.get("columns", {})]
-        if unknown and "columns" in info.data:
-            raise ValueError(f"not declared in columns: {', '.join(unknown)}")
-        return names
+        return _check_declared(names, info)
 
     @field_validator("key", mode="after")
     @classmethod
@@ -92,10 +98,7 @@ class TypedDatasetConfig(DatasetConfig):
             raise ValueError(
                 "mode 'incremental' needs a key: the list of columns identifying a row"
             )
-        unknown = [n for n in key if n not in info.data.get("columns", {})]
-        if unknown and "columns" in info.data:
-            raise ValueError(f"key column(s) not declared in columns: {', '.join(unknown)}")
-        return key
+        return _check_declared(key, info)
 
     @field_validator("updated_column", mode="after")
     @classmethod
