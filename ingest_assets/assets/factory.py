@@ -9,7 +9,9 @@ cleaned = rows loaded, verified inside the load transaction before anything comm
 A dataset in ``mode: incremental`` differs in two places only: ``raw_pages`` reads the year's
 watermark from the warehouse and plans just the rows changed since it (minus the overlap), and
 ``facts`` merges them on the key instead of replacing the year, reconciling the year's rows in
-the table against the source's count for the year as well.
+the table against the source's count for the year as well. A run tagged
+``ingest/full_reload=true`` loads an incremental dataset's year in full instead — the repair
+when rows were deleted at the source, which an incremental load cannot see.
 """
 
 import functools
@@ -40,6 +42,7 @@ from ingest_assets.warehouse.resource import Warehouse
 from ingest_assets.warehouse.tables import FactsTable
 
 RECONCILE_CHECK = "row_counts_reconcile"
+FULL_RELOAD_TAG = "ingest/full_reload"
 FETCH_RETRY = dg.RetryPolicy(
     max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -83,9 +86,14 @@ def incremental_since(warehouse: Warehouse, config: TypedDatasetConfig, year: in
     return start.replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
+def run_mode(context: dg.AssetExecutionContext, config: DatasetConfig) -> str:
+    """The catalog's mode, unless the run asks for a full reload."""
+    return "full" if context.run.tags.get(FULL_RELOAD_TAG) == "true" else config.mode
+
+
 def _plan(context: dg.AssetExecutionContext, config: DatasetConfig, source: Source) -> Plan:
     year = int(context.partition_key)
-    if config.mode != "incremental":
+    if run_mode(context, config) != "incremental":
         return source.plan(year)
     assert isinstance(config, TypedDatasetConfig)
     since = incremental_since(context.resources.warehouse, config, year)
@@ -96,9 +104,9 @@ def _plan(context: dg.AssetExecutionContext, config: DatasetConfig, source: Sour
     return source.plan_changes(year, since)
 
 
-def _loader(config: DatasetConfig, year_count: int):
+def _loader(mode: str, config: DatasetConfig, year_count: int):
     """``replace_year`` for full loads; ``upsert_year`` bound to the key and watermark column."""
-    if config.mode != "incremental":
+    if mode != "incremental":
         return replace_year
     assert isinstance(config, TypedDatasetConfig) and config.updated_column
     return functools.partial(
@@ -202,13 +210,15 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         cleaned: CleanedFrames,
     ) -> dg.MaterializeResult:
         year = int(context.partition_key)
+        mode = run_mode(context, config)
+        merging = mode == "incremental"
         counts = Counts(raw_pages.source_count, raw_pages.staged_rows, cleaned.num_rows)
         entry = ledger.LedgerEntry(
             name,
             f"{config.db_schema}.{config.table}",
             year,
             context.run.run_id,
-            config.mode,
+            mode,
             now(),
             counts.source,
             counts.staged,
@@ -216,7 +226,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         )
         with warehouse.connect() as conn:
             try:
-                load = _loader(config, raw_pages.year_count)
+                load = _loader(mode, config, raw_pages.year_count)
                 result = load(
                     conn, target, year, cleaned.batches(), counts, entry, analyze=config.analyze
                 )
@@ -229,7 +239,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         figures = {k: dg.MetadataValue.int(v) for k, v in result.figures.items()}
         message = (
             f"{name} year {year}: {result.loaded:,} rows loaded, matching the source"
-            + (f" ({result.year_rows:,} rows in the year)" if incremental else "")
+            + (f" ({result.year_rows:,} rows in the year)" if merging else "")
             if result.committed
             else f"{name} {result.mismatch()}; load rolled back, table unchanged"
         )
@@ -251,7 +261,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                         "rows_inserted": dg.MetadataValue.int(result.inserted),
                         "rows_updated": dg.MetadataValue.int(result.updated),
                     }
-                    if incremental
+                    if merging
                     else {}
                 ),
                 "committed": dg.MetadataValue.bool(result.committed),

@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from ingest_assets.assets.factory import RECONCILE_CHECK, dataset_assets
+from ingest_assets.assets.factory import FULL_RELOAD_TAG, RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.sources.socrata import SocrataDatasetConfig
 from ingest_assets.standin.socrata_server import (
@@ -288,6 +288,21 @@ def test_rows_deleted_at_the_source_fail_the_incremental_year_check(
     assert "year source count 9,998" in check.description
     assert "year table rows 9,999" in check.description
     assert watermark(warehouse_url) == "2019-03-12T17:15:04.000"
+    assert len(la_table(warehouse_url)) == 9_999  # rolled back
+
+    repair = materialize(instance, resources, LA, 2017, tags={FULL_RELOAD_TAG: "true"})
+    assert repair.success and check_of(repair).passed
+    assert la_table(warehouse_url) == la_source(standin)
+    again = materialize(instance, resources, LA, 2017)  # incremental again, on the unique index
+    assert again.success and check_of(again).passed
+    assert figures(check_of(again))["year_table_rows"] == 9_998
+    modes = query(warehouse_url, "SELECT mode, status FROM ingest_meta.load_ledger ORDER BY id")
+    assert modes == [
+        ("incremental", "loaded"),
+        ("incremental", "failed"),
+        ("full", "loaded"),
+        ("incremental", "loaded"),
+    ]
 
 
 def test_a_count_that_changes_while_paging_fails_the_fetch(instance, resources, standin):
