@@ -161,3 +161,27 @@ def test_cleaning_names_column_key_and_value_unless_null_on_error():
     assert table.column("nc").to_pylist() == [44, None]
     assert table.column("year").to_pylist() == [2017, 2017]
     assert table.column("updateddate").null_count == 1  # a missing field is NULL
+
+
+def test_an_incremental_plan_of_one_dataset_filters_year_and_watermark(standin, la_rows):
+    source = source_of(
+        standin,
+        dataset_ids=None,
+        dataset_id="la-2017",
+        year_column="updateddate",
+        mode="incremental",
+        updated_column="updateddate",
+    )
+    since = "2018-06-01T00:00:00.000"
+    plan = source.plan_changes(2018, since)
+    in_year = [r for r in la_rows if r["updateddate"].startswith("2018")]
+    assert plan.year_count == len(in_year)
+    assert plan.source_count == sum(r["updateddate"] >= since for r in in_year) > 0
+    [part] = plan.slices
+    assert part.params["$where"] == (
+        "(updateddate >= '2018-01-01T00:00:00.000' AND updateddate < '2019-01-01T00:00:00.000')"
+        " AND (updateddate >= '2018-06-01T00:00:00.000')",
+    )
+    fetched = [row for page in source.fetch(part) for row in orjson.loads(page.body)]
+    assert len(fetched) == plan.source_count
+    assert all(since <= row["updateddate"] < "2019" for row in fetched)
