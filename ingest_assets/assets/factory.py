@@ -126,7 +126,13 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns(), key)
     incremental = config.mode == "incremental"
     about = config.description or f"{config.source} dataset {name}"
-    common = {"partitions_def": partitions, "group_name": name, "owners": config.owners or None}
+    common = {
+        "partitions_def": partitions,
+        "group_name": name,
+        "owners": config.owners or None,
+        "tags": {"source": config.source, "dataset": name},  # filterable in the asset graph
+    }
+    columns = dg.TableSchema(columns=[dg.TableColumn(c.name, c.pg_type) for c in target.columns])
 
     @dg.asset(
         key=raw_key,
@@ -178,7 +184,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=facts_key,
         ins={"raw_pages": dg.AssetIn(raw_key), "cleaned": dg.AssetIn(cleaned_key)},
-        kinds={"postgres"},
+        kinds={"postgres", config.source},
         check_specs=[
             dg.AssetCheckSpec(
                 RECONCILE_CHECK,
@@ -255,6 +261,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(result.loaded if result.committed else 0),
                 "dagster/table_name": f"{config.db_schema}.{config.table}",
+                "dagster/column_schema": columns,
                 "rows_replaced": dg.MetadataValue.int(result.replaced),
                 **(
                     {
