@@ -40,7 +40,7 @@ def executor_from_env() -> dg.ExecutorDefinition | None:
         unset = [name for name in CELERY_SETTINGS if not os.environ.get(name)]
         if unset:
             raise ValueError(f"INGEST_EXECUTOR=celery needs {' and '.join(unset)} (broker URLs)")
-        # Env references, not values: broker passwords never enter run config or snapshots.
+        # Env references, resolved when a run starts: runs read the variables workers read.
         return celery_executor.configured(
             {"broker": {"env": CELERY_SETTINGS[0]}, "backend": {"env": CELERY_SETTINGS[1]}}
         )
