@@ -15,7 +15,8 @@ import pytest
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.conftest import create_database
-from ingest_assets_tests.support.dagster_dev import PROJECT, DagsterDev
+from ingest_assets_tests.support.graphql import graphql, wait_for_code
+from ingest_assets_tests.ui.dagster_dev import dagster_dev
 
 YEARS = [str(y) for y in range(2000, 2020)]
 POOL_LIMIT = 2  # dagster.yaml: concurrency.pools.default_limit
@@ -49,13 +50,9 @@ DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELE
 def test_a_20_year_backfill_from_the_ui_respects_the_pool(pg_admin_url, warehouse_url, tmp_path):
     dataset = NassDataset(records_per_year=dict.fromkeys(range(2000, 2020), 300))
     with NassStandIn(dataset, latency=0.3) as standin:
-        home = tmp_path / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
         (tmp_path / "datasets.yaml").write_text(CATALOG)
         env = {
             **os.environ,
-            "DAGSTER_HOME": str(home),
             "DAGSTER_PG_URL": create_database(pg_admin_url, "dagster_bf"),
             "DATABASE_URL": warehouse_url,
             "INGEST_DATASETS": str(tmp_path / "datasets.yaml"),
@@ -63,8 +60,10 @@ def test_a_20_year_backfill_from_the_ui_respects_the_pool(pg_admin_url, warehous
             "NASS_API_KEY": standin.api_key,
             "NASS_BASE_URL": standin.base_url,
             "NASS_MIN_INTERVAL_SECONDS": "0",
+            "INGEST_EXECUTOR": "multiprocess",  # the default executor, whatever the shell says
         }
-        with DagsterDev(env) as dev:
+        with dagster_dev(env, tmp_path / "dagster_home") as url:
+            wait_for_code(url)
             standin.reset_stats()
             params = {
                 "partitionNames": YEARS,
@@ -77,17 +76,18 @@ def test_a_20_year_backfill_from_the_ui_respects_the_pool(pg_admin_url, warehous
                 # process start-ups per run (the test's time budget), pools apply the same.
                 "runConfigData": {"execution": {"config": {"in_process": {}}}},
             }
-            launched = dev.graphql(LAUNCH, {"params": params})["launchPartitionBackfill"]
+            launched = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
             assert launched["__typename"] == "LaunchBackfillSuccess", launched
             backfill = launched["backfillId"]
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
-                data = dev.graphql(STATUS, {"id": backfill})
+                data = graphql(url, STATUS, {"id": backfill})
                 if data["partitionBackfillOrError"]["status"] in DONE:
                     break
                 time.sleep(2)
             status = data["partitionBackfillOrError"]["status"]
-            assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (status, dev.log_tail())
+            log = (tmp_path / "dagster_home" / "dagster_dev.log").read_text(errors="replace")
+            assert status in ("COMPLETED", "COMPLETED_SUCCESS"), (status, log[-3000:])
 
     with psycopg.connect(warehouse_url) as conn:
         loaded = conn.execute("SELECT year, count(*) FROM facts_data GROUP BY year").fetchall()

@@ -1,0 +1,39 @@
+"""Talking to a running Dagster webserver the way the UI does: GraphQL over HTTP.
+
+Pairs with ``ingest_assets_tests.ui.dagster_dev.dagster_dev`` (which starts ``dagster dev``):
+``wait_for_code`` waits until the code location has loaded, ``graphql`` posts one query.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """POST ``query`` to ``<url>/graphql``; the ``data`` of the answer, or an error naming why."""
+    response = requests.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+    )
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors from {url}: {body['errors']}")
+    return body["data"]
+
+
+def wait_for_code(url: str, timeout: float = 240.0) -> None:
+    """Wait until every code location of the webserver at ``url`` has loaded."""
+    deadline = time.monotonic() + timeout
+    entries: list[dict[str, str]] = []
+    while time.monotonic() < deadline:
+        entries = graphql(url, LOCATIONS)["workspaceOrError"].get("locationEntries") or []
+        if entries and all(entry["loadStatus"] == "LOADED" for entry in entries):
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"code locations at {url} not loaded after {timeout:.0f}s: {entries}")
