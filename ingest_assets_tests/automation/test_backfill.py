@@ -49,7 +49,7 @@ DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELE
 @pytest.mark.slow
 def test_a_20_year_backfill_from_the_ui_respects_the_pool(pg_admin_url, warehouse_url, tmp_path):
     dataset = NassDataset(records_per_year=dict.fromkeys(range(2000, 2020), 300))
-    with NassStandIn(dataset, latency=1.0) as standin:
+    with NassStandIn(dataset, latency=3.0) as standin:
         (tmp_path / "datasets.yaml").write_text(CATALOG)
         env = {
             **os.environ,
