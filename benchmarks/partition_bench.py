@@ -102,12 +102,16 @@ def run_year(year: int, out: Path) -> None:
 
 
 # -- memory sampling -----------------------------------------------------------------------------
-class TreeSampler(threading.Thread):
-    """Samples the summed RSS of a process and its descendants until stopped."""
+class RssSampler(threading.Thread):
+    """Samples the resident memory of the process doing the run until stopped.
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    The run executes in that one process (``execute_in_process``); ``ru_maxrss`` of the reaped
+    child catches any peak between two samples.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
+        self.process = psutil.Process(pid)
         self.interval = interval
         self.peak = 0
         self._stop_event = threading.Event()
@@ -115,14 +119,7 @@ class TreeSampler(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.is_set():
             try:
-                tree = [self.root, *self.root.children(recursive=True)]
-                total = 0
-                for process in tree:
-                    try:
-                        total += process.memory_info().rss
-                    except psutil.Error:
-                        continue
-                self.peak = max(self.peak, total)
+                self.peak = max(self.peak, self.process.memory_info().rss)
             except psutil.Error:
                 break
             self._stop_event.wait(self.interval)
@@ -292,7 +289,7 @@ def run_pipeline(year: int, env: dict[str, str], work: Path) -> tuple[dict[str, 
     figures_path = work / "run.json"
     command = [sys.executable, __file__, "--run-year", str(year), "--out", str(figures_path)]
     child = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
-    sampler = TreeSampler(child.pid)
+    sampler = RssSampler(child.pid)
     sampler.start()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
