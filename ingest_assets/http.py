@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -142,7 +142,13 @@ class HttpClient:
                 time.sleep(wait)
             self._last_request = time.monotonic()
 
-    def _attempt(self, url: str, params: Any, headers: Mapping[str, str] | None) -> JsonResponse:
+    def _attempt(
+        self,
+        url: str,
+        params: Any,
+        headers: Mapping[str, str] | None,
+        decode: Callable[[bytes], Any],
+    ) -> JsonResponse:
         self._pace()
         try:
             response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
@@ -160,8 +166,8 @@ class HttpClient:
                 _retry_after_seconds(response.headers.get("Retry-After")),
             )
         try:
-            data = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
+            data = decode(body) if body else None
+        except ValueError:  # orjson.JSONDecodeError and pyarrow's ArrowInvalid are ValueErrors
             if 200 <= status < 300:
                 # A 200 that is not JSON is a cut-off transfer or a proxy's HTML page: transient.
                 excerpt = self.redact(body[:120].decode("utf-8", "replace"))
@@ -176,10 +182,14 @@ class HttpClient:
         *,
         what: str,
         headers: Mapping[str, str] | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> JsonResponse:
         """GET ``url``; retry transient faults; return any final answer (2xx or 4xx) to the caller.
 
-        ``what`` names the request (dataset, year, slice) in every error it may raise.
+        ``what`` names the request (dataset, year, slice) in every error it may raise. ``decode``
+        turns the body into ``data`` and raises ValueError if it is not JSON (a 2xx then counts
+        as a cut-off transfer and is retried); a caller that needs less than every value decoded
+        into Python objects passes its own.
         """
         retrying = Retrying(
             stop=stop_any(
@@ -197,7 +207,7 @@ class HttpClient:
                     attempts += 1
                     if attempts > 1:
                         self.retries += 1
-                    result = self._attempt(url, params, headers)
+                    result = self._attempt(url, params, headers, decode)
         except RetryableResponse as exc:
             raise SourceUnavailable(
                 f"{what}: gave up after {attempts} attempts in "

@@ -166,7 +166,7 @@ def _read_page(body: bytes) -> dict[str, pa.Array] | None:
     No Python object per record or value: pyarrow's C++ JSON reader parses the page against the
     exact field list. Returns None — leaving the page to the record path, which explains what is
     wrong — for anything else: another shape, new fields, a missing field or a null value (schema
-    drift), a ``year`` sent as text (before 2019), line breaks inside the page.
+    drift), a ``year`` sent as text (before 2019).
     """
     try:
         table = pajson.read_json(
