@@ -27,7 +27,7 @@ from ingest_assets.cleaning.types import (
     strings,
 )
 from ingest_assets.sources.base import Cleaner
-from ingest_assets.sources.nass import records_of
+from ingest_assets.sources.nass import arrow_records, records_of
 
 TEXT_FIELDS = [
     "source_desc",
@@ -168,19 +168,8 @@ def _read_page(body: bytes) -> dict[str, pa.Array] | None:
     wrong — for anything else: another shape, new fields, a missing field or a null value (schema
     drift), a ``year`` sent as text (before 2019).
     """
-    try:
-        table = pajson.read_json(
-            pa.py_buffer(body),
-            read_options=pajson.ReadOptions(block_size=len(body) + 1, use_threads=False),
-            parse_options=_PAGE_OPTIONS,
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return None
-    pages = table.column("data")
-    if table.num_rows != 1 or pages.null_count:
-        return None
-    records = pages.combine_chunks().flatten()
-    if records.null_count:
+    records = arrow_records(body, _PAGE_OPTIONS)
+    if records is None or records.null_count:
         return None
     fields = {records.type.field(i).name: records.field(i) for i in range(records.type.num_fields)}
     if any(array.null_count for array in fields.values()):

@@ -136,23 +136,30 @@ _COUNT_OPTIONS = pajson.ParseOptions(
 )
 
 
-def _count_or_decode(body: bytes) -> RecordCount | Any:
-    """Count a page's records without building them (pyarrow parses and checks the whole body
-    in C++; a 50,000-record page would cost ~150 MB and twice the time as Python dicts). Any
-    other body (an error object, another shape) is decoded with orjson, so a
-    body that is not JSON still raises ValueError."""
+def arrow_records(body: bytes, options: pajson.ParseOptions) -> pa.Array | None:
+    """The ``data`` list of a ``{"data": [...]}`` body as one Arrow struct array, parsed in C++
+    against ``options`` (no Python object per record); None if the body is anything else."""
     try:
         table = pajson.read_json(
             pa.py_buffer(body),
             read_options=pajson.ReadOptions(block_size=len(body) + 1, use_threads=False),
-            parse_options=_COUNT_OPTIONS,
+            parse_options=options,
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return orjson.loads(body)
+        return None
     pages = table.column("data")
     if table.num_rows != 1 or pages.null_count:
-        return orjson.loads(body)
-    return RecordCount(len(pages.chunk(0).values))
+        return None
+    return pages.combine_chunks().flatten()
+
+
+def _count_or_decode(body: bytes) -> RecordCount | Any:
+    """Count a page's records without building them (pyarrow parses and checks the whole body;
+    a 50,000-record page would cost ~150 MB and twice the time as Python dicts). Any other body
+    (an error object, another shape) is decoded with orjson, so one that is not JSON still
+    raises ValueError."""
+    records = arrow_records(body, _COUNT_OPTIONS)
+    return orjson.loads(body) if records is None else RecordCount(len(records))
 
 
 def _as_params(query: dict[str, QueryValue]) -> dict[str, tuple[str, ...]]:
