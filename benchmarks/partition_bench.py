@@ -376,6 +376,13 @@ def benchmark(rows: int, year: int, sample: int) -> dict[str, Any]:
         "end_to_end_vs_copy": round(end_to_end / copy_rate, 3),
         "end_to_end_vs_dlt": round(end_to_end / dlt_rate, 2),
         "step_seconds": {k: round(v, 3) for k, v in steps.items()},
+        "stage_seconds": {
+            "plan (get_counts, split)": round(steps["raw_pages"] - meta["raw_pages"]["seconds"], 3),
+            "fetch and stage pages": meta["raw_pages"]["seconds"],
+            "clean to Parquet": meta["cleaned"]["seconds"],
+            "load (COPY, reconcile, swap, commit)": meta["facts"]["seconds"],
+            "of which COPY": meta["facts"]["copy_seconds"],
+        },
         "check_passed": figures["check_passed"],
         "cpu_count": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
@@ -405,6 +412,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'':48} {'rows/s':>10}")
     for label, value, note in rows:
         print(f"{label:48} {value:>10,}  {note}")
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["stage_seconds"].items()))
     print(
         f"end to end = {result['end_to_end_vs_copy']:.2f}x plain COPY, "
         f"{result['end_to_end_vs_dlt']:.1f}x dlt"
