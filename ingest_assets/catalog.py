@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError
@@ -33,8 +33,10 @@ def catalog_path() -> Path:
 
 def _adapter() -> TypeAdapter:
     models = tuple(kind.config_model for kind in SOURCE_KINDS.values())
-    union = models[0] if len(models) == 1 else Annotated[models, Field(discriminator="source")]
-    return TypeAdapter(union)
+    if len(models) == 1:
+        return TypeAdapter(models[0])
+    union = Union[models]  # noqa: UP007 (a tuple of classes cannot use the | operator)
+    return TypeAdapter(Annotated[union, Field(discriminator="source")])
 
 
 def _describe(name: str, error: dict[str, Any]) -> str:

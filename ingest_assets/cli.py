@@ -110,7 +110,8 @@ def dev(args: argparse.Namespace) -> int:
         if not os.environ.get("NASS_API_KEY"):
             _start_nass_standin(stack, DEMO_RECORDS)
         prepare_dagster_home()
-        command = ["dagster", "dev", "-m", "ingest_assets.definitions", *args.dagster_args]
+        extra = args.dagster_args[1:] if args.dagster_args[:1] == ["--"] else args.dagster_args
+        command = ["dagster", "dev", "-m", "ingest_assets.definitions", *extra]
         return subprocess.call(command, cwd=PROJECT_ROOT)
 
 
@@ -135,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_parser.add_argument("--dataset", default=DEMO_DATASET)
     demo_parser.add_argument("--years", type=_years, help="e.g. 2021-2023 or 2020,2022")
     demo_parser.set_defaults(run=demo)
-    dev_parser = commands.add_parser("dev", help="dagster dev with the project's environment")
+    dev_parser = commands.add_parser(
+        "dev", help="dagster dev with the project's environment (`dev -- -p 3001` passes options)"
+    )
     dev_parser.add_argument("dagster_args", nargs=argparse.REMAINDER)
     dev_parser.set_defaults(run=dev)
     commands.add_parser("stop-db", help="stop the embedded PostgreSQL").set_defaults(run=stop_db)

@@ -14,6 +14,7 @@ import dagster as dg
 from ingest_assets.assets.factory import dataset_assets
 from ingest_assets.catalog import load_catalog
 from ingest_assets.embedded import ingest_home
+from ingest_assets.executors import executor_from_env
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.staging.frames import ParquetFramesIOManager
 from ingest_assets.staging.pages import StagedPagesIOManager
@@ -45,7 +46,7 @@ def build_resources() -> dict[str, object]:
 def build_definitions() -> dg.Definitions:
     catalog = load_catalog()
     assets = [asset for config in catalog.values() for asset in dataset_assets(config)]
-    return dg.Definitions(assets=assets, resources=build_resources())
+    return dg.Definitions(assets=assets, resources=build_resources(), executor=executor_from_env())
 
 
 defs = build_definitions()

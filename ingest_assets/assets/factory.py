@@ -5,9 +5,18 @@ hands a ``PageStream`` to the staging IO manager; ``cleaned`` types the staged p
 chunk into Parquet; ``facts`` loads the Parquet into PostgreSQL, replacing the year atomically,
 and carries the blocking ``row_counts_reconcile`` check: source count = rows staged = rows
 cleaned = rows loaded, verified inside the load transaction before anything commits.
+
+A dataset in ``mode: incremental`` differs in two places only: ``raw_pages`` reads the year's
+watermark from the warehouse and plans just the rows changed since it (minus the overlap), and
+``facts`` merges them on the key instead of replacing the year, reconciling the year's rows in
+the table against the source's count for the year as well. A run tagged
+``ingest/full_reload=true`` loads an incremental dataset's year in full instead — the repair
+when rows were deleted at the source, which an incremental load cannot see.
 """
 
+import functools
 from collections.abc import Iterator
+from datetime import datetime
 from urllib.parse import urlparse
 
 import dagster as dg
@@ -16,16 +25,24 @@ import pyarrow as pa
 from ingest_assets.cleaning.types import arrow_schema
 from ingest_assets.http import SourceError, SourceUnavailable
 from ingest_assets.partitions import yearly_partitions
-from ingest_assets.sources.base import Cleaner, DatasetConfig, Page, Slice, Source
+from ingest_assets.sources.base import Cleaner, DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.sources.columns import TypedDatasetConfig, parse_interval
 from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.staging.frames import CleanedFrames, FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger
-from ingest_assets.warehouse.loader import Counts, now, record_failure, replace_year
+from ingest_assets.warehouse.loader import (
+    Counts,
+    now,
+    record_failure,
+    replace_year,
+    upsert_year,
+)
 from ingest_assets.warehouse.resource import Warehouse
 from ingest_assets.warehouse.tables import FactsTable
 
 RECONCILE_CHECK = "row_counts_reconcile"
+FULL_RELOAD_TAG = "ingest/full_reload"
 FETCH_RETRY = dg.RetryPolicy(
     max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -57,6 +74,46 @@ def _source(context: dg.AssetExecutionContext, config: DatasetConfig) -> Source:
     return getattr(context.resources, kind.resource.resource_key).source(config)
 
 
+def incremental_since(warehouse: Warehouse, config: TypedDatasetConfig, year: int) -> str | None:
+    """The stored watermark of the year minus the catalog's overlap; None before the first load."""
+    with warehouse.connect() as conn:
+        with conn.transaction():
+            ledger.ensure_ledger(conn)
+        mark = ledger.read_watermark(conn, config.name, year)
+    if mark is None:
+        return None
+    start = datetime.fromisoformat(mark) - parse_interval(config.overlap)
+    return start.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def run_mode(context: dg.AssetExecutionContext, config: DatasetConfig) -> str:
+    """The catalog's mode, unless the run asks for a full reload."""
+    return "full" if context.run.tags.get(FULL_RELOAD_TAG) == "true" else config.mode
+
+
+def _plan(context: dg.AssetExecutionContext, config: DatasetConfig, source: Source) -> Plan:
+    year = int(context.partition_key)
+    if run_mode(context, config) != "incremental":
+        return source.plan(year)
+    assert isinstance(config, TypedDatasetConfig)
+    since = incremental_since(context.resources.warehouse, config, year)
+    context.log.info(
+        f"{config.name} {year}: incremental, "
+        + (f"rows with {config.updated_column} >= {since}" if since else "no watermark yet")
+    )
+    return source.plan_changes(year, since)
+
+
+def _loader(mode: str, config: DatasetConfig, year_count: int):
+    """``replace_year`` for full loads; ``upsert_year`` bound to the key and watermark column."""
+    if mode != "incremental":
+        return replace_year
+    assert isinstance(config, TypedDatasetConfig) and config.updated_column
+    return functools.partial(
+        upsert_year, year_source=year_count, updated_column=config.updated_column
+    )
+
+
 def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     """Build the three assets of one catalog entry."""
     kind = SOURCE_KINDS[config.source]
@@ -65,14 +122,23 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     raw_key, cleaned_key, facts_key = (
         dg.AssetKey([name, step]) for step in ("raw_pages", "cleaned", "facts")
     )
-    target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns())
+    key = tuple(getattr(config, "key", ()))
+    target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns(), key)
+    incremental = config.mode == "incremental"
     about = config.description or f"{config.source} dataset {name}"
-    common = {"partitions_def": partitions, "group_name": name, "owners": config.owners or None}
+    common = {
+        "partitions_def": partitions,
+        "group_name": name,
+        "owners": config.owners or None,
+        "tags": {"source": config.source, "dataset": name},  # filterable in the asset graph
+    }
+    columns = dg.TableSchema(columns=[dg.TableColumn(c.name, c.pg_type) for c in target.columns])
 
     @dg.asset(
         key=raw_key,
         io_manager_key="pages_io_manager",
-        required_resource_keys={kind.resource.resource_key},
+        required_resource_keys={kind.resource.resource_key}
+        | ({"warehouse"} if incremental else set()),
         kinds={config.source, "json"},
         pool=api_pool(config),
         retry_policy=FETCH_RETRY,
@@ -84,7 +150,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         source = _source(context, config)
         year = int(context.partition_key)
         try:
-            plan = source.plan(year)
+            plan = _plan(context, config, source)
         except SourceUnavailable:
             raise
         except SourceError as exc:
@@ -118,18 +184,29 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=facts_key,
         ins={"raw_pages": dg.AssetIn(raw_key), "cleaned": dg.AssetIn(cleaned_key)},
-        kinds={"postgres"},
+        kinds={"postgres", config.source},
         check_specs=[
             dg.AssetCheckSpec(
                 RECONCILE_CHECK,
                 asset=facts_key,
                 blocking=True,
                 description="Source count = rows staged = rows cleaned = rows loaded for "
-                "the year; verified before the load commits.",
+                "the year"
+                + (
+                    " (the changed rows), and the year's rows in the table = the source's "
+                    "count for the year"
+                    if incremental
+                    else ""
+                )
+                + "; verified before the load commits.",
             )
         ],
         description=f"{about} in PostgreSQL table {config.db_schema}.{config.table}; "
-        "each year replaced atomically.",
+        + (
+            f"changed rows merged on {', '.join(key)} each run."
+            if incremental
+            else "each year replaced atomically."
+        ),
         **common,
     )
     def facts(
@@ -139,13 +216,15 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         cleaned: CleanedFrames,
     ) -> dg.MaterializeResult:
         year = int(context.partition_key)
+        mode = run_mode(context, config)
+        merging = mode == "incremental"
         counts = Counts(raw_pages.source_count, raw_pages.staged_rows, cleaned.num_rows)
         entry = ledger.LedgerEntry(
             name,
             f"{config.db_schema}.{config.table}",
             year,
             context.run.run_id,
-            config.mode,
+            mode,
             now(),
             counts.source,
             counts.staged,
@@ -153,7 +232,8 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         )
         with warehouse.connect() as conn:
             try:
-                result = replace_year(
+                load = _loader(mode, config, raw_pages.year_count)
+                result = load(
                     conn, target, year, cleaned.batches(), counts, entry, analyze=config.analyze
                 )
             except Exception as exc:
@@ -165,6 +245,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         figures = {k: dg.MetadataValue.int(v) for k, v in result.figures.items()}
         message = (
             f"{name} year {year}: {result.loaded:,} rows loaded, matching the source"
+            + (f" ({result.year_rows:,} rows in the year)" if merging else "")
             if result.committed
             else f"{name} {result.mismatch()}; load rolled back, table unchanged"
         )
@@ -180,7 +261,16 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(result.loaded if result.committed else 0),
                 "dagster/table_name": f"{config.db_schema}.{config.table}",
+                "dagster/column_schema": columns,
                 "rows_replaced": dg.MetadataValue.int(result.replaced),
+                **(
+                    {
+                        "rows_inserted": dg.MetadataValue.int(result.inserted),
+                        "rows_updated": dg.MetadataValue.int(result.updated),
+                    }
+                    if merging
+                    else {}
+                ),
                 "committed": dg.MetadataValue.bool(result.committed),
                 "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                 "copy_seconds": dg.MetadataValue.float(round(result.copy_seconds, 3)),

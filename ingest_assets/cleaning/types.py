@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,9 +55,17 @@ def blank_to_null(values: pa.Array) -> pa.Array:
 
 
 def cast_column(
-    values: pa.Array, column: Column, where: str, keys: pa.Array | None = None
+    values: pa.Array,
+    column: Column,
+    where: str,
+    keys: pa.Array | None = None,
+    null_on_error: bool = False,
 ) -> pa.Array:
-    """Cast strings to the column's type; on failure name the column, the value and its row."""
+    """Cast strings to the column's type; on failure name the column, the value and its row.
+
+    With ``null_on_error`` a value that does not parse becomes NULL instead (the catalog's
+    ``null_on_error`` list); the rest of the column is still cast normally.
+    """
     target = column.arrow_type
     if values.type == target:
         return values
@@ -67,9 +76,34 @@ def cast_column(
         if pa.types.is_boolean(target):
             values = pc.utf8_lower(values)
     try:
-        return pc.cast(values, target)
+        return _cast(values, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if null_on_error:
+            return pa.array(
+                [_cast_or_none(v, values.type, target) for v in values.to_pylist()], target
+            )
         raise CleaningError(_explain(values, column, where, keys)) from None
+
+
+def _cast(values: pa.Array, target: pa.DataType) -> pa.Array:
+    """``pc.cast``, plus dates written as timestamps ("2015-12-18T00:00:00.000", as Socrata
+    sends calendar dates), which Arrow only casts to a date by way of a timestamp."""
+    if (
+        pa.types.is_date(target)
+        and pa.types.is_string(values.type)
+        and pc.any(pc.match_substring(values, "T")).as_py()
+    ):
+        return pc.cast(pc.cast(values, pa.timestamp("us")), target)
+    return pc.cast(values, target)
+
+
+def _cast_or_none(value: object, source: pa.DataType, target: pa.DataType) -> object:
+    if value is None:
+        return None
+    try:
+        return _cast(pa.array([value], source), target)[0].as_py()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _explain(values: pa.Array, column: Column, where: str, keys: pa.Array | None) -> str:
@@ -77,7 +111,7 @@ def _explain(values: pa.Array, column: Column, where: str, keys: pa.Array | None
         if value is None:
             continue
         try:
-            pc.cast(pa.array([value], values.type), column.arrow_type)
+            _cast(pa.array([value], values.type), column.arrow_type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             row = f"key {keys[index].as_py()!r}" if keys is not None else f"row {index}"
             return (
@@ -87,9 +121,20 @@ def _explain(values: pa.Array, column: Column, where: str, keys: pa.Array | None
 
 
 def strings(records: Sequence[dict], field: str) -> pa.Array:
-    """One field of every record as a string array; absent keys and nulls become null."""
+    """One field of every record as a string array; absent keys and nulls become null.
+
+    Objects and lists (Socrata ``location``, ``url`` ...) become JSON text, not Python reprs.
+    """
     values = [r.get(field) for r in records]
     try:
         return pa.array(values, pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
+        return pa.array([_text(v) for v in values], pa.string())
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value).lower() if isinstance(value, bool) else str(value)

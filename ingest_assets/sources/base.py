@@ -79,12 +79,17 @@ class Slice:
 
 @dataclass(frozen=True)
 class Plan:
-    """The slices of one year, with the source's own count for the whole year."""
+    """The slices of one year, with the source's own count for what they cover.
+
+    For an incremental plan ``source_count`` counts the changed rows fetched and ``year_count``
+    the whole year at the source (what the year's rows in the table must add up to).
+    """
 
     year: int
     slices: tuple[Slice, ...]
     source_count: int
     notes: tuple[str, ...] = ()
+    year_count: int | None = None
 
 
 @dataclass
@@ -137,6 +142,13 @@ class Source(ABC):
     @abstractmethod
     def plan(self, year: int) -> Plan:
         """Split a year into slices within the source's limits, each with its promised count."""
+
+    def plan_changes(self, year: int, since: str | None) -> Plan:
+        """Plan the rows of a year changed at or after ``since`` (all rows when None).
+
+        Only kinds that support ``mode: incremental`` implement it.
+        """
+        raise NotImplementedError(f"source kind {self.kind!r} has no incremental mode")
 
     @abstractmethod
     def fetch(self, part: Slice) -> Iterator[Page]:

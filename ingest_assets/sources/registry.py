@@ -10,9 +10,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ingest_assets.cleaning.files import FilesCleaner
 from ingest_assets.cleaning.nass import NassCleaner
+from ingest_assets.cleaning.socrata import SocrataCleaner
 from ingest_assets.sources.base import Cleaner, DatasetConfig, Source
+from ingest_assets.sources.files import FilesDatasetConfig, FilesSource, FilesStore
 from ingest_assets.sources.nass import NassApi, NassDatasetConfig, NassSource
+from ingest_assets.sources.socrata import SocrataApi, SocrataDatasetConfig, SocrataSource
 
 
 @dataclass(frozen=True)
@@ -25,4 +29,6 @@ class SourceKind:
 
 SOURCE_KINDS: dict[str, SourceKind] = {
     "nass": SourceKind(NassDatasetConfig, NassSource, NassCleaner, NassApi),
+    "socrata": SourceKind(SocrataDatasetConfig, SocrataSource, SocrataCleaner, SocrataApi),
+    "files": SourceKind(FilesDatasetConfig, FilesSource, FilesCleaner, FilesStore),
 }

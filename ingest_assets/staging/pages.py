@@ -51,6 +51,12 @@ class StagedPages:
         return int(self.manifest["source_count"])
 
     @property
+    def year_count(self) -> int:
+        """The source's count for the whole year (differs from ``source_count`` when the
+        plan fetched only changed rows)."""
+        return int(self.manifest.get("year_count", self.manifest["source_count"]))
+
+    @property
     def staged_rows(self) -> int:
         return sum(s["received_rows"] for s in self.manifest["slices"])
 
@@ -122,6 +128,8 @@ class StagedPagesIOManager(dg.ConfigurableIOManager):
             "dataset": obj.label,
             "year": plan.year,
             "source_count": plan.source_count,
+            "year_count": plan.source_count if plan.year_count is None else plan.year_count,
+            "notes": list(plan.notes),
             "query": obj.query,
             "slices": [],
         }

@@ -8,6 +8,11 @@ counts. Only if all four agree is the old year's partition detached and dropped 
 attached in its place, with a ledger row, and committed.
 Readers see the old year or the new one, never a mix; a crash at any point rolls everything back;
 two runs of the same year queue on the lock instead of interleaving.
+
+Incremental datasets (``upsert_year``) COPY the changed rows into a temporary table instead and
+merge them on ``(year, key)`` with ``INSERT ... ON CONFLICT`` under the same lock, advancing the
+watermark and writing the ledger row in the same transaction; they commit only if fetched =
+staged = cleaned = merged rows and the year's rows in the table equal the source's count for it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import io
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import psycopg
 import pyarrow as pa
@@ -24,7 +29,13 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from ingest_assets.warehouse import ledger
-from ingest_assets.warehouse.tables import FactsTable, ensure_table, partition_exists
+from ingest_assets.warehouse.tables import (
+    FactsTable,
+    WarehouseError,
+    ensure_table,
+    partition_exists,
+    year_count,
+)
 
 COPY_BLOCK_ROWS = 65_536
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=COPY_BLOCK_ROWS)
@@ -49,19 +60,29 @@ class LoadResult:
     seconds: float
     copy_seconds: float
     notes: list[str] = field(default_factory=list)
+    year_source: int | None = None  # incremental: the source's count for the whole year
+    year_rows: int | None = None  # incremental: the year's rows in the table after merging
+    inserted: int = 0
+    updated: int = 0
 
     @property
     def figures(self) -> dict[str, int]:
-        return {
+        chain = {
             "source_count": self.counts.source,
             "staged_rows": self.counts.staged,
             "cleaned_rows": self.counts.cleaned,
             "loaded_rows": self.loaded,
         }
+        if self.year_source is None:
+            return chain
+        return chain | {"year_source_count": self.year_source, "year_table_rows": self.year_rows}
 
     @property
     def reconciled(self) -> bool:
-        return len(set(self.figures.values())) == 1
+        chain = (self.counts.source, self.counts.staged, self.counts.cleaned, self.loaded)
+        return len(set(chain)) == 1 and (
+            self.year_source is None or self.year_source == self.year_rows
+        )
 
     def mismatch(self) -> str:
         names = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.figures.items())
@@ -115,9 +136,7 @@ def replace_year(
 ) -> LoadResult:
     """Atomically replace one year of ``target``; commit only if the counts reconcile."""
     started = time.monotonic()
-    with conn.transaction():
-        ledger.ensure_ledger(conn)
-        ensure_table(conn, target)
+    prepare(conn, target)
     with conn.transaction() as tx:
         lock_year(conn, target, year)
         staging = target.partition_ident(year, "_load")
@@ -154,6 +173,124 @@ def replace_year(
         )
         if analyze:
             conn.execute(sql.SQL("ANALYZE {}").format(current))
+        ledger.record(conn, entry, "loaded", loaded)
+        result.committed = True
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def prepare(conn: psycopg.Connection, target: FactsTable) -> None:
+    """Create the ledger and the facts table if missing (and refuse a drifted table)."""
+    with conn.transaction():
+        ledger.ensure_ledger(conn)
+        ensure_table(conn, target)
+
+
+def _ensure_key_index(conn: psycopg.Connection, target: FactsTable) -> None:
+    """The unique index ON CONFLICT needs; on a partitioned table it must include ``year``."""
+    if not target.key:
+        raise WarehouseError(f"table {target.schema}.{target.table}: an upsert needs a key")
+    columns = ["year", *(k for k in target.key if k != "year")]
+    conn.execute(
+        sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(f"{target.table[:50]}_key"),
+            target.ident,
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+        )
+    )
+
+
+def _watermark_text(value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds")
+    return value.isoformat()
+
+
+def upsert_year(
+    conn: psycopg.Connection,
+    target: FactsTable,
+    year: int,
+    batches: Iterable[pa.RecordBatch],
+    counts: Counts,
+    entry: ledger.LedgerEntry,
+    *,
+    year_source: int,
+    updated_column: str,
+    analyze: bool = True,
+) -> LoadResult:
+    """Merge changed rows into one year of ``target`` on its key; advance the watermark.
+
+    Commits only if every changed row was merged and the year's rows then equal
+    ``year_source``, the source's count for the year.
+    """
+    started = time.monotonic()
+    prepare(conn, target)
+    with conn.transaction():
+        _ensure_key_index(conn, target)
+    with conn.transaction() as tx:
+        lock_year(conn, target, year)
+        conn.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES IN ({})").format(
+                target.partition_ident(year), target.ident, sql.Literal(year)
+            )
+        )
+        changes = sql.Identifier("_changes")
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(changes, target.ident)
+        )
+        copy_started = time.monotonic()
+        copy_into(conn, changes, target.column_list, csv_blocks(batches))
+        copy_seconds = time.monotonic() - copy_started
+        loaded = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(changes)).fetchone()[0]
+        result = LoadResult(year, counts, loaded, False, 0, 0.0, copy_seconds)
+        result.year_source = year_source
+        keys = sql.SQL(", ").join(map(sql.Identifier, ["year", *target.key]))
+        duplicate = conn.execute(
+            sql.SQL("SELECT {}, count(*) FROM {} GROUP BY {} HAVING count(*) > 1 LIMIT 1").format(
+                keys, changes, keys
+            )
+        ).fetchone()
+        if duplicate is not None:
+            raise WarehouseError(
+                f"year {year}: key {dict(zip(['year', *target.key], duplicate, strict=False))} "
+                f"arrived {duplicate[-1]} times in one load; the key does not identify a row"
+            )
+        rows_before = year_count(conn, target, year)
+        others = [c.name for c in target.columns if c.name not in ("year", *target.key)]
+        merged = conn.execute(
+            sql.SQL(
+                "INSERT INTO {target} AS t ({columns}) SELECT {columns} FROM {changes} "
+                "ON CONFLICT ({keys}) DO UPDATE SET {assign} "
+                "WHERE ({old}) IS DISTINCT FROM ({new}) RETURNING 1"
+            ).format(
+                target=target.ident,
+                columns=target.column_list,
+                changes=changes,
+                keys=keys,
+                assign=sql.SQL(", ").join(
+                    sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
+                    for c in others
+                ),
+                old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in others),
+                new=sql.SQL(", ").join(
+                    sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in others
+                ),
+            )
+        ).fetchall()
+        result.year_rows = year_count(conn, target, year)
+        # (xmax cannot tell inserts from updates on a partitioned table; the count can)
+        result.inserted = result.year_rows - rows_before
+        result.updated = len(merged) - result.inserted
+        if not result.reconciled:
+            raise psycopg.Rollback(tx)
+        newest = conn.execute(
+            sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(updated_column), changes)
+        ).fetchone()[0]
+        previous = ledger.read_watermark(conn, entry.dataset, year)
+        if newest is not None and (previous is None or _watermark_text(newest) > previous):
+            ledger.write_watermark(conn, entry.dataset, year, _watermark_text(newest))
+        if analyze:
+            conn.execute(sql.SQL("ANALYZE {}").format(target.partition_ident(year)))
         ledger.record(conn, entry, "loaded", loaded)
         result.committed = True
     result.seconds = time.monotonic() - started

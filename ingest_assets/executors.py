@@ -1,0 +1,49 @@
+"""Which engine runs a run's steps, chosen by configuration alone (``INGEST_EXECUTOR``).
+
+``multiprocess`` (default) keeps Dagster's own executor: one process per step on the run's
+machine. ``celery`` sends every step to Celery workers through ``INGEST_CELERY_BROKER`` (results
+via ``INGEST_CELERY_BACKEND``; workers read the same two); ``k8s`` runs every step as a
+Kubernetes Job, inheriting image, namespace and env from the instance's ``K8sRunLauncher``. The
+distributed engines need everything a step reads to be reachable from any worker, so they refuse to
+load without an explicit warehouse URL and staging location (the defaults live under the local
+``INGEST_HOME``, which another worker cannot see). See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+EXECUTOR_KINDS = ("multiprocess", "celery", "k8s")
+SHARED_SETTINGS = ("DATABASE_URL", "INGEST_STAGING")
+CELERY_SETTINGS = ("INGEST_CELERY_BROKER", "INGEST_CELERY_BACKEND")
+
+
+def executor_from_env() -> dg.ExecutorDefinition | None:
+    """The executor named by ``INGEST_EXECUTOR``; ``None`` keeps Dagster's default."""
+    kind = os.environ.get("INGEST_EXECUTOR", "").strip().lower() or "multiprocess"
+    if kind not in EXECUTOR_KINDS:
+        raise ValueError(f"INGEST_EXECUTOR={kind!r} is not one of {', '.join(EXECUTOR_KINDS)}")
+    if kind == "multiprocess":
+        return None
+    missing = [name for name in SHARED_SETTINGS if not os.environ.get(name)]
+    if missing:
+        raise ValueError(
+            f"INGEST_EXECUTOR={kind} runs steps on other workers, which cannot reach this "
+            f"machine's embedded defaults: set {' and '.join(missing)} (a shared PostgreSQL URL "
+            "and a shared fsspec URL or folder)"
+        )
+    if kind == "celery":
+        from dagster_celery import celery_executor
+
+        unset = [name for name in CELERY_SETTINGS if not os.environ.get(name)]
+        if unset:
+            raise ValueError(f"INGEST_EXECUTOR=celery needs {' and '.join(unset)} (broker URLs)")
+        # Env references, resolved when a run starts: runs read the variables workers read.
+        return celery_executor.configured(
+            {"broker": {"env": CELERY_SETTINGS[0]}, "backend": {"env": CELERY_SETTINGS[1]}}
+        )
+    from dagster_k8s import k8s_job_executor
+
+    return k8s_job_executor
