@@ -149,9 +149,10 @@ def test_413_is_not_retried_and_names_the_slice(served):
 
 def test_400_is_not_retried_and_names_the_slice(served):
     nass = source(served)
-    part = Slice(key="all", params=nass.year_params(2018), expected_rows=5)
+    params = {**nass.year_params(2019), "state_alpha": ("ZZ",)}  # no data: Quick Stats says 400
+    part = Slice(key="state_alpha=ZZ", params=params, expected_rows=5)
     with pytest.raises(SourceError) as failure:
         list(nass.fetch(part))
     message = str(failure.value)
-    assert "400" in message and "year 2018" in message and served.api_key not in message
+    assert "400" in message and "year 2019, slice state_alpha=ZZ" in message and served.api_key not in message
     assert served.stats.total_requests == 1
