@@ -154,5 +154,9 @@ def test_400_is_not_retried_and_names_the_slice(served):
     with pytest.raises(SourceError) as failure:
         list(nass.fetch(part))
     message = str(failure.value)
-    assert "400" in message and "year 2019, slice state_alpha=ZZ" in message and served.api_key not in message
+    assert (
+        "400" in message
+        and "year 2019, slice state_alpha=ZZ" in message
+        and served.api_key not in message
+    )
     assert served.stats.total_requests == 1
