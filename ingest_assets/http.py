@@ -137,12 +137,14 @@ class HttpClient:
         error = state.outcome.exception() if state.outcome else None
         hint = getattr(error, "retry_after", None)
         if hint is not None:
-            wait = min(max(hint, self.min_delay), self.retry_after_cap)
-        else:
-            ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
-            wait = max(self.min_delay, random.uniform(0, ceiling))
-        self.waits.append(wait)
-        return wait
+            return min(max(hint, self.min_delay), self.retry_after_cap)
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
+        return max(self.min_delay, random.uniform(0, ceiling))
+
+    def _record_wait(self, state: RetryCallState) -> None:
+        """Note a wait that is about to be slept (tenacity may compute one, then stop)."""
+        if state.next_action is not None:
+            self.waits.append(state.next_action.sleep)
 
     def _pace(self) -> None:
         if self.min_interval <= 0:
@@ -195,6 +197,7 @@ class HttpClient:
                 stop_after_attempt(self.max_attempts), stop_before_delay(self.max_total_seconds)
             ),
             wait=self._wait,
+            before_sleep=self._record_wait,
             retry=retry_if_exception_type(RetryableResponse),
             reraise=True,
         )
