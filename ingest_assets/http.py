@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import orjson
 import requests
@@ -24,8 +25,8 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
     stop_any,
+    stop_before_delay,
 )
 
 RETRYABLE_STATUS = frozenset({202, 408, 425, 429, 500, 502, 503, 504})
@@ -65,10 +66,14 @@ class JsonResponse:
 
 
 class Redactor:
-    """Replaces every known secret with ``***`` in any text that may reach a log or an error."""
+    """Replaces every known secret with ``***`` in any text that may reach a log or an error.
+
+    A secret sent in a URL reaches error messages percent-encoded, so those forms are replaced too.
+    """
 
     def __init__(self, secrets: Sequence[str | None]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = {form for s in secrets if s for form in (s, quote(s, safe=""), quote_plus(s))}
+        self._secrets = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -92,7 +97,9 @@ class HttpClient:
     """GETs JSON with bounded, jittered retries and secret-free errors.
 
     ``min_interval`` spaces requests out per client (the APIs' rate limits are per key or IP);
-    ``max_total_seconds`` bounds the whole retry sequence of one request.
+    ``max_total_seconds`` bounds the whole retry sequence of one request (no retry starts whose
+    wait would cross it). Every wait is at least ``min_delay``; a ``Retry-After`` hint is honoured
+    up to ``retry_after_cap``. ``waits`` lists the waits taken, so callers and tests can see them.
     """
 
     def __init__(
@@ -124,6 +131,7 @@ class HttpClient:
         self._last_request = 0.0
         self._pace_lock = threading.Lock()
         self.retries = 0
+        self.waits: list[float] = []
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -132,6 +140,11 @@ class HttpClient:
             return min(max(hint, self.min_delay), self.retry_after_cap)
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
         return max(self.min_delay, random.uniform(0, ceiling))
+
+    def _record_wait(self, state: RetryCallState) -> None:
+        """Note a wait that is about to be slept (tenacity may compute one, then stop)."""
+        if state.next_action is not None:
+            self.waits.append(state.next_action.sleep)
 
     def _pace(self) -> None:
         if self.min_interval <= 0:
@@ -153,12 +166,10 @@ class HttpClient:
         try:
             response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
             body = response.content
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise RetryableResponse(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
+        except requests.RequestException as exc:  # a bad URL or the like: retrying cannot help
+            raise SourceError(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
         status = response.status_code
         if status in RETRYABLE_STATUS:
             raise RetryableResponse(
@@ -193,9 +204,10 @@ class HttpClient:
         """
         retrying = Retrying(
             stop=stop_any(
-                stop_after_attempt(self.max_attempts), stop_after_delay(self.max_total_seconds)
+                stop_after_attempt(self.max_attempts), stop_before_delay(self.max_total_seconds)
             ),
             wait=self._wait,
+            before_sleep=self._record_wait,
             retry=retry_if_exception_type(RetryableResponse),
             reraise=True,
         )

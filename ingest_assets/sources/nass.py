@@ -322,8 +322,14 @@ class NassApi(dg.ConfigurableResource):
     api_key: str
     base_url: str | None = None
     min_interval_seconds: float = 0.0
+    connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 300.0
     max_attempts: int = 6
+    max_total_seconds: float = 900.0
+    backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 60.0
+    min_delay_seconds: float = 0.2
+    retry_after_cap_seconds: float = 120.0
 
     @classmethod
     def from_env(cls) -> NassApi:
@@ -337,8 +343,14 @@ class NassApi(dg.ConfigurableResource):
     def source(self, config: DatasetConfig) -> NassSource:
         client = HttpClient(
             secrets=[self.api_key],
+            connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
             max_attempts=self.max_attempts,
+            max_total_seconds=self.max_total_seconds,
+            backoff_base=self.backoff_base_seconds,
+            backoff_cap=self.backoff_cap_seconds,
+            min_delay=self.min_delay_seconds,
+            retry_after_cap=self.retry_after_cap_seconds,
             min_interval=self.min_interval_seconds,
         )
         assert isinstance(config, NassDatasetConfig)
