@@ -12,10 +12,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import orjson
 import requests
@@ -24,8 +25,8 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
     stop_any,
+    stop_before_delay,
 )
 
 RETRYABLE_STATUS = frozenset({202, 408, 425, 429, 500, 502, 503, 504})
@@ -65,10 +66,14 @@ class JsonResponse:
 
 
 class Redactor:
-    """Replaces every known secret with ``***`` in any text that may reach a log or an error."""
+    """Replaces every known secret with ``***`` in any text that may reach a log or an error.
+
+    A secret sent in a URL reaches error messages percent-encoded, so those forms are replaced too.
+    """
 
     def __init__(self, secrets: Sequence[str | None]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = {form for s in secrets if s for form in (s, quote(s, safe=""), quote_plus(s))}
+        self._secrets = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -92,7 +97,9 @@ class HttpClient:
     """GETs JSON with bounded, jittered retries and secret-free errors.
 
     ``min_interval`` spaces requests out per client (the APIs' rate limits are per key or IP);
-    ``max_total_seconds`` bounds the whole retry sequence of one request.
+    ``max_total_seconds`` bounds the whole retry sequence of one request (no retry starts whose
+    wait would cross it). Every wait is at least ``min_delay``; a ``Retry-After`` hint is honoured
+    up to ``retry_after_cap``. ``waits`` lists the waits taken, so callers and tests can see them.
     """
 
     def __init__(
@@ -124,6 +131,7 @@ class HttpClient:
         self._last_request = 0.0
         self._pace_lock = threading.Lock()
         self.retries = 0
+        self.waits: list[float] = []
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -132,6 +140,11 @@ class HttpClient:
             return min(max(hint, self.min_delay), self.retry_after_cap)
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
         return max(self.min_delay, random.uniform(0, ceiling))
+
+    def _record_wait(self, state: RetryCallState) -> None:
+        """Note a wait that is about to be slept (tenacity may compute one, then stop)."""
+        if state.next_action is not None:
+            self.waits.append(state.next_action.sleep)
 
     def _pace(self) -> None:
         if self.min_interval <= 0:
@@ -142,17 +155,21 @@ class HttpClient:
                 time.sleep(wait)
             self._last_request = time.monotonic()
 
-    def _attempt(self, url: str, params: Any, headers: Mapping[str, str] | None) -> JsonResponse:
+    def _attempt(
+        self,
+        url: str,
+        params: Any,
+        headers: Mapping[str, str] | None,
+        decode: Callable[[bytes], Any],
+    ) -> JsonResponse:
         self._pace()
         try:
             response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
             body = response.content
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise RetryableResponse(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
+        except requests.RequestException as exc:  # a bad URL or the like: retrying cannot help
+            raise SourceError(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
         status = response.status_code
         if status in RETRYABLE_STATUS:
             raise RetryableResponse(
@@ -160,8 +177,8 @@ class HttpClient:
                 _retry_after_seconds(response.headers.get("Retry-After")),
             )
         try:
-            data = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
+            data = decode(body) if body else None
+        except ValueError:  # orjson.JSONDecodeError and pyarrow's ArrowInvalid are ValueErrors
             if 200 <= status < 300:
                 # A 200 that is not JSON is a cut-off transfer or a proxy's HTML page: transient.
                 excerpt = self.redact(body[:120].decode("utf-8", "replace"))
@@ -176,16 +193,21 @@ class HttpClient:
         *,
         what: str,
         headers: Mapping[str, str] | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> JsonResponse:
         """GET ``url``; retry transient faults; return any final answer (2xx or 4xx) to the caller.
 
-        ``what`` names the request (dataset, year, slice) in every error it may raise.
+        ``what`` names the request (dataset, year, slice) in every error it may raise. ``decode``
+        turns the body into ``data`` and raises ValueError if it is not JSON (a 2xx then counts
+        as a cut-off transfer and is retried); a caller that needs less than every value decoded
+        into Python objects passes its own.
         """
         retrying = Retrying(
             stop=stop_any(
-                stop_after_attempt(self.max_attempts), stop_after_delay(self.max_total_seconds)
+                stop_after_attempt(self.max_attempts), stop_before_delay(self.max_total_seconds)
             ),
             wait=self._wait,
+            before_sleep=self._record_wait,
             retry=retry_if_exception_type(RetryableResponse),
             reraise=True,
         )
@@ -197,7 +219,7 @@ class HttpClient:
                     attempts += 1
                     if attempts > 1:
                         self.retries += 1
-                    result = self._attempt(url, params, headers)
+                    result = self._attempt(url, params, headers, decode)
         except RetryableResponse as exc:
             raise SourceUnavailable(
                 f"{what}: gave up after {attempts} attempts in "

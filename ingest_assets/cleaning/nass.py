@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pajson
 
 from ingest_assets.cleaning.types import (
     CleaningError,
@@ -26,7 +27,7 @@ from ingest_assets.cleaning.types import (
     strings,
 )
 from ingest_assets.sources.base import Cleaner
-from ingest_assets.sources.nass import records_of
+from ingest_assets.sources.nass import arrow_records, records_of
 
 TEXT_FIELDS = [
     "source_desc",
@@ -117,30 +118,74 @@ def clean_records(records: Sequence[dict], year: int, where: str) -> pa.Table:
     if not records:
         return SCHEMA.empty_table()
     _check_fields(records, where)
-    arrays: dict[str, pa.Array] = {name: strings(records, name) for name in TEXT_FIELDS}
-    years = cast_column(strings(records, "year"), _BY_NAME["year"], where)
+    return _typed({name: strings(records, name) for name in RAW_FIELDS}, year, where)
+
+
+def _typed(raw: dict[str, pa.Array], year: int, where: str) -> pa.Table:
+    """The cleaned table from one array per raw field (strings, ``year`` any type)."""
+    arrays = {name: raw[name] for name in (*TEXT_FIELDS, *TIME_TEXT_FIELDS)}
+    years = cast_column(raw["year"], _BY_NAME["year"], where)
     if pc.any(pc.not_equal(years, year)).as_py() or years.null_count:
         bad = next(y for y in years.to_pylist() if y != year)
         raise CleaningError(f"{where}: a record of year {bad!r} arrived in partition {year}")
     arrays["year"] = years
-    for name in TIME_TEXT_FIELDS:
-        arrays[name] = strings(records, name)
-    arrays["week_ending"] = cast_column(
-        strings(records, "week_ending"), _BY_NAME["week_ending"], where
-    )
-    arrays["load_time"] = cast_column(strings(records, "load_time"), _BY_NAME["load_time"], where)
+    arrays["week_ending"] = cast_column(raw["week_ending"], _BY_NAME["week_ending"], where)
+    arrays["load_time"] = cast_column(raw["load_time"], _BY_NAME["load_time"], where)
     arrays["value"], arrays["value_code"] = _number_or_code(
-        strings(records, "Value"), _BY_NAME["value"], _BY_NAME["value_code"], where
+        raw["Value"], _BY_NAME["value"], _BY_NAME["value_code"], where
     )
     arrays["cv_pct"], arrays["cv_code"] = _number_or_code(
-        strings(records, "CV (%)"), _BY_NAME["cv_pct"], _BY_NAME["cv_code"], where
+        raw["CV (%)"], _BY_NAME["cv_pct"], _BY_NAME["cv_code"], where
     )
     return pa.table([arrays[c.name] for c in COLUMNS], schema=SCHEMA)
+
+
+_PAGE_OPTIONS = pajson.ParseOptions(
+    explicit_schema=pa.schema(
+        [
+            pa.field(
+                "data",
+                pa.list_(
+                    pa.struct(
+                        [
+                            pa.field(name, pa.int64() if name == "year" else pa.string())
+                            for name in sorted(RAW_FIELDS)
+                        ]
+                    )
+                ),
+            )
+        ]
+    ),
+    unexpected_field_behavior="error",
+)
+
+
+def _read_page(body: bytes) -> dict[str, pa.Array] | None:
+    """Decode a compact ``{"data": [...]}`` page straight into Arrow, one array per field.
+
+    No Python object per record or value: pyarrow's C++ JSON reader parses the page against the
+    exact field list. Returns None — leaving the page to the record path, which explains what is
+    wrong — for anything else: another shape, new fields, a missing field or a null value (schema
+    drift), a ``year`` sent as text (before 2019).
+    """
+    records = arrow_records(body, _PAGE_OPTIONS)
+    if records is None or records.null_count:
+        return None
+    fields = {records.type.field(i).name: records.field(i) for i in range(records.type.num_fields)}
+    if any(array.null_count for array in fields.values()):
+        return None
+    return fields
 
 
 class NassCleaner(Cleaner):
     def columns(self) -> tuple[Column, ...]:
         return COLUMNS
+
+    def clean_page(self, body: bytes, year: int, where: str) -> pa.Table:
+        raw = _read_page(body)
+        if raw is None:
+            return super().clean_page(body, year, where)
+        return _typed(raw, year, where)
 
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
         try:

@@ -127,6 +127,10 @@ class Cleaner(ABC):
     def clean(self, records: list[dict[str, Any]], year: int, where: str) -> pa.Table:
         """Type one page of records; ``where`` names dataset, year and slice in errors."""
 
+    def clean_page(self, body: bytes, year: int, where: str) -> pa.Table:
+        """Type one staged page; a kind may override this with a path that skips records."""
+        return self.clean(self.parse_page(body), year, where)
+
 
 class Source(ABC):
     """A source kind bound to one catalog entry and a live client."""

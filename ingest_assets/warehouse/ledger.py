@@ -11,8 +11,9 @@ from datetime import datetime
 
 import psycopg
 
+from ingest_assets.warehouse.tables import ensure_schema
+
 DDL = """
-CREATE SCHEMA IF NOT EXISTS ingest_meta;
 CREATE TABLE IF NOT EXISTS ingest_meta.load_ledger (
     id bigserial PRIMARY KEY,
     dataset text NOT NULL,
@@ -54,6 +55,7 @@ class LedgerEntry:
 
 def ensure_ledger(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest_meta.ddl'))")
+    ensure_schema(conn, "ingest_meta")
     conn.execute(DDL)
 
 

@@ -50,9 +50,16 @@ def _column_defs(columns: Sequence[Column]) -> sql.Composed:
     )
 
 
+def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Create ``schema`` only if it is missing: ``CREATE SCHEMA IF NOT EXISTS`` would demand
+    CREATE on the database even when the schema exists, which a least-privilege loader lacks."""
+    if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone()[0] is None:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
 def ensure_table(conn: psycopg.Connection, target: FactsTable) -> None:
     """Create the schema and partitioned table if missing; refuse a table that has drifted."""
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
+    ensure_schema(conn, target.schema)
     existing = conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",

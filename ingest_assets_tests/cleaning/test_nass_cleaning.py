@@ -1,11 +1,12 @@
 """The Quick Stats cleaner against real recorded responses."""
 
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from ingest_assets.cleaning.nass import COLUMNS, NassCleaner, clean_records
+from ingest_assets.cleaning.nass import COLUMNS, NassCleaner, _read_page, clean_records
 from ingest_assets.cleaning.types import CleaningError
 from ingest_assets.sources.nass import NassDatasetConfig
 
@@ -104,3 +105,53 @@ def test_error_bodies_are_not_records():
     assert json.loads(body) == {"error": ["bad request - invalid query"]}
     with pytest.raises(Exception, match="expected a JSON object with a 'data' list"):
         NassCleaner(CONFIG).parse_page(body)
+
+
+# -- the page path (pyarrow's JSON reader, no Python records) must agree with the record path ---
+def _page(records: list[dict]) -> bytes:
+    return json.dumps({"data": records}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "year"),
+    [
+        ("rnassqs_api_GET_corn_yield_VA_2012_2019-08.json", 2012),  # int year: the Arrow path
+        ("rnassqs_api_GET_corn_yield_VA_2012.json", 2012),  # text year: falls back to records
+    ],
+)
+def test_page_path_equals_record_path(name: str, year: int):
+    cleaner = NassCleaner(CONFIG)
+    body = (FIXTURES / name).read_bytes()
+    by_records = clean_records(cleaner.parse_page(body), year, "t")
+    assert cleaner.clean_page(body, year, "t").equals(by_records)
+    compact = _page(cleaner.parse_page(body))
+    assert cleaner.clean_page(compact, year, "t").equals(by_records)
+    assert (_read_page(compact) is None) == isinstance(cleaner.parse_page(body)[0]["year"], str)
+
+
+def test_page_path_on_a_standin_page_with_shuffled_key_order():
+    from ingest_assets.standin.nass_data import NassDataset
+    from ingest_assets.standin.nass_server import NassStandIn
+
+    with NassStandIn(NassDataset({2020: 3_000})) as standin:
+        url = f"{standin.base_url}/api_GET/?key={standin.api_key}&year=2020"
+        with urllib.request.urlopen(url) as response:
+            body = response.read()
+    cleaner = NassCleaner(CONFIG)
+    assert _read_page(body) is not None
+    table = cleaner.clean_page(body, 2020, "t")
+    assert table.num_rows == 3_000
+    assert table.equals(clean_records(cleaner.parse_page(body), 2020, "t"))
+
+
+def test_page_path_reports_drift_and_wrong_year_like_the_record_path():
+    cleaner = NassCleaner(CONFIG)
+    records = _records("rnassqs_api_GET_corn_yield_VA_2012_2019-08.json")
+    extra = [{**records[0], "new_field": "x"}, *records[1:]]
+    with pytest.raises(CleaningError, match="new field"):
+        cleaner.clean_page(_page(extra), 2012, "t")
+    missing = [{k: v for k, v in records[0].items() if k != "unit_desc"}, *records[1:]]
+    with pytest.raises(CleaningError, match=r"missing field.*unit_desc"):
+        cleaner.clean_page(_page(missing), 2012, "t")
+    with pytest.raises(CleaningError, match="year 2012 arrived in partition 2013"):
+        cleaner.clean_page(_page(records), 2013, "t")

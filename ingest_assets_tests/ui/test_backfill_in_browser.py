@@ -5,7 +5,8 @@ stand-in; headless Chromium opens the dataset's asset graph, clicks **Materializ
 partition range, clicks **Launch backfill**, follows the backfill until it finishes, then the test
 checks the facts table and the ledger in PostgreSQL and that the reconciliation check shows as
 passed for every year in the page. Screenshots of the graph and the finished backfill are saved to
-docs/images/ (the README shows them).
+``$INGEST_SCREENSHOTS`` (default: the test's temporary folder); point it at docs/images/ to
+refresh the README's pictures.
 
 Without a browser the test skips with a message saying how to get one; in CI (``CI=true``) a
 missing browser is a failure, because ``.ci/run`` installs it.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -23,13 +25,12 @@ import pytest
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.conftest import create_database
-from ingest_assets_tests.ui.dagster_dev import CHROMIUM_ARGS, PROJECT, chromium_path, dagster_dev
+from ingest_assets_tests.ui.dagster_dev import CHROMIUM_ARGS, chromium_path, dagster_dev
 
 pytestmark = pytest.mark.slow
 
 DATASET = "nass_crops_county"
 RECORDS = {2021: 300, 2022: 400, 2023: 500}
-IMAGES = PROJECT / "docs" / "images"
 GROUP_PATH = f"/locations/__repository__@ingest_assets.definitions/asset-groups/{DATASET}"
 BACKFILL_DEADLINE_SECONDS = 900
 FINAL_STATUSES = ("Succeeded", "Failed", "Completed with failures", "Canceled", "Cancelled")
@@ -122,12 +123,13 @@ def _wait_for_backfill(page, base_url: str, backfill: str) -> str:
 
 
 def test_a_three_year_backfill_from_the_ui_lands_and_shows_its_checks_passed(
-    browser_executable, dagster_ui
+    browser_executable, dagster_ui, tmp_path
 ):
     from playwright.sync_api import sync_playwright
 
     base_url, warehouse = dagster_ui
-    IMAGES.mkdir(parents=True, exist_ok=True)
+    images = Path(os.environ.get("INGEST_SCREENSHOTS") or tmp_path)
+    images.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_executable, args=CHROMIUM_ARGS)
         try:
@@ -139,7 +141,7 @@ def test_a_three_year_backfill_from_the_ui_lands_and_shows_its_checks_passed(
 
             backfill = _launch_backfill(page, base_url)
             status = _wait_for_backfill(page, base_url, backfill)
-            page.screenshot(path=str(IMAGES / "backfill_finished.png"))
+            page.screenshot(path=str(images / "backfill_finished.png"))
             assert status == "Succeeded", f"backfill {backfill} ended {status}"
             body = page.locator("body").inner_text()
             assert body.count("100% completed") == 3, body[-1500:]
@@ -148,7 +150,7 @@ def test_a_three_year_backfill_from_the_ui_lands_and_shows_its_checks_passed(
             facts_node = page.get_by_text("1 / 1 Passed")
             facts_node.wait_for(timeout=120_000)
             page.get_by_text("100% filled").first.wait_for()
-            page.screenshot(path=str(IMAGES / "asset_graph.png"))
+            page.screenshot(path=str(images / "asset_graph.png"))
 
             page.goto(f"{base_url}/assets/{DATASET}/facts?view=checks")
             page.get_by_role("tab", name="Execution history").click()
