@@ -158,6 +158,8 @@ def replace_year(
         result = LoadResult(year, counts, loaded, False, 0, 0.0, copy_seconds)
         if not result.reconciled:
             raise psycopg.Rollback(tx)
+        if analyze:  # before DETACH takes the parent's exclusive lock; statistics survive ATTACH
+            conn.execute(sql.SQL("ANALYZE {}").format(staging))
         current = target.partition_ident(year)
         if partition_exists(conn, target, year):
             result.replaced = conn.execute(
@@ -177,8 +179,6 @@ def replace_year(
                 target.ident, current, sql.Literal(year)
             )
         )
-        if analyze:
-            conn.execute(sql.SQL("ANALYZE {}").format(current))
         ledger.record(conn, entry, "loaded", loaded)
         result.committed = True
     result.seconds = time.monotonic() - started
