@@ -142,7 +142,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         io_manager_key="pages_io_manager",
         required_resource_keys={kind.resource.resource_key}
         | ({"warehouse"} if incremental else set()),
-        kinds={config.source, "json"},
+        kinds={config.source, config.page_format},
         pool=api_pool(config),
         retry_policy=FETCH_RETRY,
         description=f"Raw API responses for one year of {about}, staged as compressed files "
@@ -165,7 +165,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             label=name,
             plan=plan,
             fetch=_fail_fast(source.fetch),
-            suffix=source.page_suffix,
+            suffix=f".{config.page_format}",
             query=source.describe_query(year),
         )
 
