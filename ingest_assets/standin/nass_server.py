@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
-import io
 import itertools
 import logging
 import random
@@ -27,14 +25,13 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from operator import itemgetter
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from ingest_assets.standin.nass_data import FIELDS, NassDataset, Record
+from ingest_assets.standin.nass_data import FIELDS, NassDataset, Record, Row
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +51,7 @@ FAULTS = (
 )
 """Fixed fault names; `slow:<seconds>` and `short:<records>` are accepted too."""
 
+_T = TypeVar("_T")
 _BATCH = 2_000  # records serialized per chunk written to the socket
 _CONTROL_PARAMS = frozenset(("key", "format", "param", "callback"))
 
@@ -97,6 +95,20 @@ _ERROR_PAGES: dict[str, tuple[int, bytes, tuple[tuple[str, str], ...]]] = {
     "503": (503, _PAGE_503, ()),
     "html200": (200, _PAGE_MAINTENANCE, ()),
 }
+
+
+def csv_lines(rows: Sequence[Sequence[str]]) -> str:
+    """`rows` as Quick Stats CSV lines: every field quoted, `"` doubled, `\n` line endings.
+
+    Each line is one join; the rare batch with a `"` in a value (found by counting quotes: the
+    joins alone put exactly 2 per field) is joined again with its fields escaped.
+    """
+    text = "".join(['"' + '","'.join(row) + '"\n' for row in rows])
+    if text.count('"') == 2 * sum(map(len, rows)):
+        return text
+    return "".join(
+        ['"' + '","'.join([field.replace('"', '""') for field in row]) + '"\n' for row in rows]
+    )
 
 
 def _error(message: str) -> bytes:
@@ -408,15 +420,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, _error("bad request - invalid query"), None)
             return
         if fmt == "CSV":
-            records = standin.dataset.records(filters)
-            body = self._csv_body(itertools.islice(records, max(count - drop, 0)))
+            rows = standin.dataset.rows(filters)
+            body = self._csv_body(itertools.islice(rows, max(count - drop, 0)))
             self._send_stream(body, "text/csv")
         else:
             records = standin.dataset.records(filters, random.Random(standin.next_serial()))
             body = self._json_body(itertools.islice(records, max(count - drop, 0)))
             self._send_stream(body, "application/json")
 
-    def _batches(self, records: Iterable[Record]) -> Iterator[list[Record]]:
+    def _batches(self, records: Iterable[_T]) -> Iterator[list[_T]]:
         iterator = iter(records)
         while batch := list(itertools.islice(iterator, _BATCH)):
             self._records += len(batch)
@@ -430,17 +442,10 @@ class _Handler(BaseHTTPRequestHandler):
             separator = b","
         yield b"]}"
 
-    def _csv_body(self, records: Iterable[Record]) -> Iterator[bytes]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        writer.writerow(FIELDS)
-        row = itemgetter(*FIELDS)
-        for batch in self._batches(records):
-            writer.writerows(map(row, batch))
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue().encode()
+    def _csv_body(self, rows: Iterable[Row]) -> Iterator[bytes]:
+        yield csv_lines([FIELDS]).encode()
+        for batch in self._batches(rows):
+            yield csv_lines(batch).encode()
 
     def _send_json(self, payload: object) -> None:
         self._send(200, orjson.dumps(payload))
