@@ -589,6 +589,7 @@ class NassDataset:
         self._totals: dict[int, int] = dict.fromkeys(DEFAULT_YEARS, default_records)
         self._totals.update(records_per_year or {})
         self._revisions: dict[int, int] = {}
+        self._generation = 0
         self._plans: dict[int, _Plan] = {}
         rng = random.Random(seed)
         orders = [tuple(rng.sample(FIELDS, len(FIELDS))) for _ in range(1 << _KEY_ORDER_BITS)]
@@ -655,11 +656,19 @@ class NassDataset:
         with self._lock:
             return self._revisions.get(year, 0)
 
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever the data changes (every `revise()`); anything derived
+        from the records is stale once it moves."""
+        with self._lock:
+            return self._generation
+
     def revise(self, year: int, records: int | None = None) -> None:
         """Simulate NASS revising `year`: new load_time, about a quarter of the Values redrawn,
         and optionally a new record count (which may also add a year)."""
         with self._lock:
             self._revisions[year] = self._revisions.get(year, 0) + 1
+            self._generation += 1
             if records is not None:
                 self._totals[year] = records
             self._totals.setdefault(year, 0)

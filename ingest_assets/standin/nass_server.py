@@ -5,7 +5,8 @@ contract (shared/reference/nass_quickstats.md §1) over real sockets: `key` auth
 50,000-record limit (413 without a Content-Type), 400 for a query without data, 500 HTML for
 comma-joined years, streamed JSON records whose key order changes from record to record. It also
 keeps request statistics and a queue of injected faults (429, 5xx, resets, truncated or short
-bodies, ...) so tests can check how a client copes.
+bodies, ...) so tests can check how a client copes. Optionally it renders each api_GET body once
+and serves it from memory (`cache_responses`), so a benchmark times the client, not the generator.
 
 Run it on its own with `python -m ingest_assets.standin.nass_server --port P
 --records-per-year 2020=1000000`; the first line printed is the base URL.
@@ -140,6 +141,8 @@ class NassStats:
         self.max_records_served = 0
         self.in_flight = 0
         self.peak_concurrency = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     @property
     def total_requests(self) -> int:
@@ -151,7 +154,15 @@ class NassStats:
             self.requests.clear()
             self.faults_served.clear()
             self.records_served = self.max_records_served = 0
+            self.cache_hits = self.cache_misses = 0
             self.peak_concurrency = self.in_flight
+
+    def cache_lookup(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.cache_hits += 1
+            else:
+                self.cache_misses += 1
 
     def started(self) -> None:
         with self._lock:
@@ -167,6 +178,36 @@ class NassStats:
             self.max_records_served = max(self.max_records_served, records)
             if fault:
                 self.faults_served[fault] += 1
+
+
+_CacheKey = tuple[str, tuple[tuple[str, str], ...]]
+"""(format, sorted filters) of an api_GET request."""
+
+
+class _ResponseCache:
+    """Rendered api_GET bodies by (format, filters), valid for the dataset generation they were
+    rendered at: a request that sees a newer generation (`NassDataset.revise()` moves it) drops
+    every body, so none is served after the data changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._bodies: dict[_CacheKey, tuple[tuple[bytes, ...], int]] = {}
+
+    def get(self, key: _CacheKey, generation: int) -> tuple[tuple[bytes, ...], int] | None:
+        """The body's pieces and record count, if rendered from the data of `generation` (the
+        dataset's current one, read before the request looked at the data)."""
+        with self._lock:
+            if generation != self._generation:
+                self._bodies.clear()
+                self._generation = generation
+            return self._bodies.get(key)
+
+    def put(self, key: _CacheKey, generation: int, pieces: tuple[bytes, ...], records: int) -> None:
+        """Keep a body rendered from the data of `generation`, unless the data moved on since."""
+        with self._lock:
+            if generation == self._generation:
+                self._bodies[key] = (pieces, records)
 
 
 @dataclasses.dataclass
@@ -190,7 +231,11 @@ def _check_fault(fault: str) -> None:
 class NassStandIn:
     """A local Quick Stats API on a real socket, served from a daemon thread.
 
-    Use it as a context manager (or `start()`/`stop()`); point clients at `base_url`.
+    Use it as a context manager (or `start()`/`stop()`); point clients at `base_url`. With
+    `cache_responses`, each successful api_GET body is rendered once per (format, filters) and
+    served from memory until the data is revised (`stats.cache_hits` counts the bodies served so);
+    faults apply to cached bodies as to fresh ones, and a `short:<n>` body is never cached. A
+    cached JSON body repeats its key orders, which otherwise change per response.
     """
 
     def __init__(
@@ -200,8 +245,10 @@ class NassStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
+        cache_responses: bool = False,
     ) -> None:
         self.dataset = dataset or NassDataset()
+        self.cache = _ResponseCache() if cache_responses else None
         self.api_key = api_key
         self.latency = latency
         self.stats = NassStats()
@@ -412,6 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(415, _error("bad request - unsupported media type"))
             return
         filters = self._filters()
+        generation = standin.dataset.generation  # before anything is read from the data
         count = standin.dataset.count(filters)
         if count > RECORD_LIMIT:
             self._send(413, _error(f"exceeds limit={RECORD_LIMIT}"), None)
@@ -419,14 +467,28 @@ class _Handler(BaseHTTPRequestHandler):
         if count == 0:
             self._send(400, _error("bad request - invalid query"), None)
             return
-        if fmt == "CSV":
-            rows = standin.dataset.rows(filters)
-            body = self._csv_body(itertools.islice(rows, max(count - drop, 0)))
-            self._send_stream(body, "text/csv")
+        content_type = "text/csv" if fmt == "CSV" else "application/json"
+        if standin.cache is None or drop:
+            self._send_stream(self._render(standin, fmt, filters, count - drop), content_type)
+            return
+        key = (fmt, tuple(sorted(filters)))
+        cached = standin.cache.get(key, generation)
+        standin.stats.cache_lookup(hit=cached is not None)
+        if cached is None:
+            pieces = tuple(self._render(standin, fmt, filters, count))
+            standin.cache.put(key, generation, pieces, self._records)
         else:
-            records = standin.dataset.records(filters, random.Random(standin.next_serial()))
-            body = self._json_body(itertools.islice(records, max(count - drop, 0)))
-            self._send_stream(body, "application/json")
+            pieces, self._records = cached
+        self._send_stream(iter(pieces), content_type)
+
+    def _render(
+        self, standin: NassStandIn, fmt: str, filters: list[tuple[str, str]], limit: int
+    ) -> Iterator[bytes]:
+        """The body of the first `limit` records matching `filters` in format `fmt`."""
+        if fmt == "CSV":
+            return self._csv_body(itertools.islice(standin.dataset.rows(filters), max(limit, 0)))
+        records = standin.dataset.records(filters, random.Random(standin.next_serial()))
+        return self._json_body(itertools.islice(records, max(limit, 0)))
 
     def _batches(self, records: Iterable[_T]) -> Iterator[list[_T]]:
         iterator = iter(records)
@@ -505,6 +567,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--default-records", type=int, default=2_000)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument(
+        "--cache-responses",
+        action="store_true",
+        help="render each api_GET body once and serve it from memory until the data changes",
+    )
+    parser.add_argument(
         "--records-per-year",
         type=_year_records,
         nargs="+",
@@ -514,7 +581,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     dataset = NassDataset(dict(args.records_per_year), args.default_records, args.seed)
-    with NassStandIn(dataset, args.api_key, args.host, args.port, args.latency) as standin:
+    with NassStandIn(
+        dataset, args.api_key, args.host, args.port, args.latency, args.cache_responses
+    ) as standin:
         print(standin.base_url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
