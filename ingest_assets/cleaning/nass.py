@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from ingest_assets.cleaning.types import (
@@ -27,51 +28,15 @@ from ingest_assets.cleaning.types import (
     strings,
 )
 from ingest_assets.sources.base import Cleaner
-from ingest_assets.sources.nass import arrow_records, records_of
+from ingest_assets.sources.nass import CSV_PARSE, arrow_records, csv_header, is_csv, records_of
+from ingest_assets.sources.nass_fields import FIELDS, MEASURES
 
-TEXT_FIELDS = [
-    "source_desc",
-    "sector_desc",
-    "group_desc",
-    "commodity_desc",
-    "class_desc",
-    "prodn_practice_desc",
-    "util_practice_desc",
-    "statisticcat_desc",
-    "unit_desc",
-    "short_desc",
-    "domain_desc",
-    "domaincat_desc",
-    "agg_level_desc",
-    "state_ansi",
-    "state_fips_code",
-    "state_alpha",
-    "state_name",
-    "asd_code",
-    "asd_desc",
-    "county_ansi",
-    "county_code",
-    "county_name",
-    "region_desc",
-    "zip_5",
-    "watershed_code",
-    "watershed_desc",
-    "congr_district_code",
-    "country_code",
-    "country_name",
-    "location_desc",
-]
-TIME_TEXT_FIELDS = ("freq_desc", "begin_code", "end_code", "reference_period_desc")
-RAW_FIELDS = frozenset(
-    (*TEXT_FIELDS, "year", *TIME_TEXT_FIELDS, "week_ending", "load_time", "Value", "CV (%)")
-)
+TYPED_FIELDS = {"year": "integer", "week_ending": "date", "load_time": "timestamp"}
+RAW_FIELDS = frozenset(FIELDS)
+TEXT_FIELDS = tuple(f for f in FIELDS if f not in TYPED_FIELDS and f not in MEASURES)
 
 COLUMNS: tuple[Column, ...] = (
-    *(Column(name, "text") for name in TEXT_FIELDS),
-    Column("year", "integer"),
-    *(Column(name, "text") for name in TIME_TEXT_FIELDS),
-    Column("week_ending", "date"),
-    Column("load_time", "timestamp"),
+    *(Column(name, TYPED_FIELDS.get(name, "text")) for name in FIELDS if name not in MEASURES),
     Column("value", "double precision"),
     Column("value_code", "text"),
     Column("cv_pct", "double precision"),
@@ -104,6 +69,10 @@ def _check_fields(records: Sequence[dict], where: str) -> None:
             if len(record) != len(RAW_FIELDS) or not record.keys() <= RAW_FIELDS:
                 missing |= RAW_FIELDS - record.keys()
                 extra |= record.keys() - RAW_FIELDS
+    _refuse_drift(missing, extra, where)
+
+
+def _refuse_drift(missing: set[str], extra: set[str], where: str) -> None:
     if missing or extra:
         parts = []
         if missing:
@@ -123,7 +92,7 @@ def clean_records(records: Sequence[dict], year: int, where: str) -> pa.Table:
 
 def _typed(raw: dict[str, pa.Array], year: int, where: str) -> pa.Table:
     """The cleaned table from one array per raw field (strings, ``year`` any type)."""
-    arrays = {name: raw[name] for name in (*TEXT_FIELDS, *TIME_TEXT_FIELDS)}
+    arrays = {name: raw[name] for name in TEXT_FIELDS}
     years = cast_column(raw["year"], _BY_NAME["year"], where)
     if pc.any(pc.not_equal(years, year)).as_py() or years.null_count:
         bad = next(y for y in years.to_pylist() if y != year)
@@ -177,17 +146,45 @@ def _read_page(body: bytes) -> dict[str, pa.Array] | None:
     return fields
 
 
+_CSV_CONVERT = pacsv.ConvertOptions(
+    column_types=dict.fromkeys(FIELDS, pa.string()),
+    strings_can_be_null=False,
+    quoted_strings_can_be_null=False,
+)
+
+
+def _read_csv(body: bytes, where: str) -> pa.Table:
+    """A CSV page as one string column per field (parsed in C++ across threads)."""
+    try:
+        return pacsv.read_csv(
+            pa.py_buffer(body), parse_options=CSV_PARSE, convert_options=_CSV_CONVERT
+        )
+    except pa.ArrowInvalid as exc:
+        raise CleaningError(f"{where}: staged CSV page does not parse: {exc}") from None
+
+
+def _csv_fields(body: bytes, where: str) -> dict[str, pa.ChunkedArray]:
+    header = csv_header(body)
+    _refuse_drift(RAW_FIELDS - set(header), set(header) - RAW_FIELDS, where)
+    table = _read_csv(body, where)
+    return {name: table.column(name) for name in FIELDS}
+
+
 class NassCleaner(Cleaner):
     def columns(self) -> tuple[Column, ...]:
         return COLUMNS
 
     def clean_page(self, body: bytes, year: int, where: str) -> pa.Table:
+        if is_csv(body):
+            return _typed(_csv_fields(body, where), year, where)
         raw = _read_page(body)
         if raw is None:
             return super().clean_page(body, year, where)
         return _typed(raw, year, where)
 
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
+        if is_csv(body):
+            return _read_csv(body, "staged page").to_pylist()
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

@@ -136,7 +136,7 @@ class Source(ABC):
     """A source kind bound to one catalog entry and a live client."""
 
     kind: ClassVar[str]
-    page_suffix: ClassVar[str] = ".json"
+    page_suffix: str = ".json"  # a kind may choose per dataset (NASS: its response format)
 
     def __init__(self, config: DatasetConfig, client: Any) -> None:
         self.config = config

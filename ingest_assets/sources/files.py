@@ -60,7 +60,7 @@ class FilesDatasetConfig(TypedDatasetConfig):
 
 class FilesSource(Source):
     kind: ClassVar[str] = "files"
-    page_suffix: ClassVar[str] = ".csv"
+    page_suffix = ".csv"
     config: FilesDatasetConfig
 
     def __init__(self, config: FilesDatasetConfig, client: Any = None) -> None:

@@ -10,6 +10,7 @@ travels in the URL, so it only ever passes through the shared client, which reda
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,58 +19,17 @@ from typing import Any, ClassVar, Literal
 import dagster as dg
 import orjson
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 from pydantic import Field, field_validator
 
 from ingest_assets.http import HttpClient, JsonResponse, SourceError
 from ingest_assets.sources.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.sources.nass_fields import QUERY_PARAMETERS
 
 RECORD_LIMIT = 50_000
 DEFAULT_BASE_URL = "https://quickstats.nass.usda.gov/api"
 
-# Filter names the API knows (reference §1.2). The API silently ignores unknown names — a typo
-# would fetch the unfiltered database — so the catalog refuses them instead.
-QUERY_PARAMETERS = frozenset(
-    (
-        "source_desc",
-        "sector_desc",
-        "group_desc",
-        "commodity_desc",
-        "class_desc",
-        "prodn_practice_desc",
-        "util_practice_desc",
-        "statisticcat_desc",
-        "unit_desc",
-        "short_desc",
-        "domain_desc",
-        "domaincat_desc",
-        "agg_level_desc",
-        "state_ansi",
-        "state_fips_code",
-        "state_alpha",
-        "state_name",
-        "asd_code",
-        "asd_desc",
-        "county_ansi",
-        "county_code",
-        "county_name",
-        "region_desc",
-        "zip_5",
-        "watershed_code",
-        "watershed_desc",
-        "congr_district_code",
-        "country_code",
-        "country_name",
-        "location_desc",
-        "year",
-        "freq_desc",
-        "begin_code",
-        "end_code",
-        "reference_period_desc",
-        "week_ending",
-        "load_time",
-    )
-)
 OPERATORS = ("__LE", "__LT", "__GT", "__GE", "__LIKE", "__NOT_LIKE", "__NE")
 
 QueryValue = str | int | list[str | int]
@@ -93,6 +53,11 @@ class NassDatasetConfig(DatasetConfig):
     split_dimensions: list[str] = Field(
         default_factory=lambda: ["state_alpha", "county_code", "commodity_desc", "short_desc"],
         description="Dimensions a year is split along, in order, while a piece exceeds 50,000.",
+    )
+    response_format: Literal["csv", "json"] = Field(
+        "csv",
+        description="Format of api_GET responses: CSV is about 45% of JSON's size and parses "
+        "in parallel; pages are staged exactly as received in either.",
     )
 
     @field_validator("query")
@@ -125,9 +90,38 @@ def records_of(data: Any, what: str) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class RecordCount:
-    """An ``api_GET`` body checked to be a JSON object with a ``data`` list of ``rows`` records."""
+    """An ``api_GET`` body checked to be a whole page of ``rows`` records."""
 
     rows: int
+
+
+def is_csv(body: bytes) -> bool:
+    """Quick Stats CSV quotes every field, its header included; JSON and error bodies start
+    with ``{``, outage pages with ``<``."""
+    return body[:1] == b'"'
+
+
+CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+
+
+def csv_header(body: bytes) -> list[str]:
+    """The column names of a CSV page (its first line)."""
+    line = body.split(b"\n", 1)[0]
+    return next(csv.reader([line.decode("utf-8", "replace")]), [])
+
+
+def count_csv(body: bytes) -> int:
+    """Rows of a CSV page, parsed in C++ across threads; a page cut inside a row or a quoted
+    field (or any line with a different number of fields) raises ``pa.ArrowInvalid``."""
+    first = csv_header(body)[:1]
+    table = pacsv.read_csv(
+        pa.py_buffer(body),
+        parse_options=CSV_PARSE,
+        convert_options=pacsv.ConvertOptions(
+            include_columns=first, column_types=dict.fromkeys(first, pa.string())
+        ),
+    )
+    return table.num_rows
 
 
 _COUNT_OPTIONS = pajson.ParseOptions(
@@ -154,10 +148,12 @@ def arrow_records(body: bytes, options: pajson.ParseOptions) -> pa.Array | None:
 
 
 def _count_or_decode(body: bytes) -> RecordCount | Any:
-    """Count a page's records without building them (pyarrow parses and checks the whole body;
-    a 50,000-record page would cost ~150 MB and twice the time as Python dicts). Any other body
-    (an error object, another shape) is decoded with orjson, so one that is not JSON still
-    raises ValueError."""
+    """Count a page's records without building them (a 50,000-record JSON page would cost
+    ~150 MB and twice the time as Python dicts). Any other body (an error object, another
+    shape) is decoded with orjson, so one that is neither CSV nor JSON still raises ValueError
+    (``pa.ArrowInvalid`` is one), and the client retries it as a cut-off transfer."""
+    if is_csv(body):
+        return RecordCount(count_csv(body))
     records = arrow_records(body, _COUNT_OPTIONS)
     return orjson.loads(body) if records is None else RecordCount(len(records))
 
@@ -184,6 +180,7 @@ class NassSource(Source):
         self, config: NassDatasetConfig, client: HttpClient, api_key: str, base_url: str | None
     ) -> None:
         super().__init__(config, client)
+        self.page_suffix = f".{config.response_format}"
         self._api_key = api_key
         self._base_url = (base_url or config.base_url).rstrip("/")
 
@@ -298,7 +295,7 @@ class NassSource(Source):
 
     def fetch(self, part: Slice) -> Iterator[Page]:
         what = self._what(dict(part.params))
-        params = {**part.params, "format": ("JSON",)}
+        params = {**part.params, "format": (self.config.response_format.upper(),)}
         response = self._get("api_GET", params, what, decode=_count_or_decode)
         if response.status == 413:
             raise SourceError(

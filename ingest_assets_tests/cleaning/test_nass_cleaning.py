@@ -155,3 +155,44 @@ def test_page_path_reports_drift_and_wrong_year_like_the_record_path():
         cleaner.clean_page(_page(missing), 2012, "t")
     with pytest.raises(CleaningError, match="year 2012 arrived in partition 2013"):
         cleaner.clean_page(_page(records), 2013, "t")
+
+
+# -- CSV pages (the default response format) -------------------------------------------------
+CSV_SAMPLE = "rnassqs_api_GET_corn_yield_VA_2012.csv"
+
+
+def test_csv_recording_cleans_like_the_json_recording_of_the_same_query():
+    cleaner = NassCleaner(CONFIG)
+    from_csv = cleaner.clean_page((FIXTURES / CSV_SAMPLE).read_bytes(), 2012, "t")
+    from_json = clean_records(_records("rnassqs_api_GET_corn_yield_VA_2012.json"), 2012, "t")
+    assert from_csv.num_rows == 12
+    assert from_csv.equals(from_json)
+    assert cleaner.parse_page((FIXTURES / CSV_SAMPLE).read_bytes())[0]["state_alpha"] == "VA"
+
+
+def _csv_with(replace: tuple[bytes, bytes]) -> bytes:
+    return (FIXTURES / CSV_SAMPLE).read_bytes().replace(*replace)
+
+
+def test_csv_header_drift_names_missing_and_new_fields():
+    body = _csv_with((b'"county_code"', b'"county_fips"'))
+    with pytest.raises(
+        CleaningError, match=r"slice s: .*missing field.*county_code.*new field.*county_fips"
+    ):
+        NassCleaner(CONFIG).clean_page(body, 2012, "dataset d, year 2012, slice s")
+
+
+def test_a_csv_page_cut_inside_a_row_is_named_not_loaded():
+    body = (FIXTURES / CSV_SAMPLE).read_bytes()
+    with pytest.raises(CleaningError, match=r"slice s: staged CSV page does not parse.*columns"):
+        NassCleaner(CONFIG).clean_page(body[: len(body) // 2], 2012, "year 2012, slice s")
+
+
+def test_csv_values_are_typed_and_checked_like_json_values():
+    cleaner = NassCleaner(CONFIG)
+    with pytest.raises(CleaningError, match="year 2012 arrived in partition 2013"):
+        cleaner.clean_page((FIXTURES / CSV_SAMPLE).read_bytes(), 2013, "t")
+    with pytest.raises(CleaningError, match=r"column 'value'.*'12x'"):
+        cleaner.clean_page(_csv_with((b'"161.2"', b'"12x"')), 2012, "t")
+    rows = cleaner.clean_page(_csv_with((b'"161.2"', b'"               (D)"')), 2012, "t")
+    assert (rows.column("value")[0].as_py(), rows.column("value_code")[0].as_py()) == (None, "(D)")

@@ -1,10 +1,14 @@
-"""Fetching a slice: pages are counted without decoding records, and still checked to be JSON."""
+"""Fetching a slice: pages are counted without decoding records, and still checked to be whole
+CSV or JSON (a cut-off page is retried)."""
 
 import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
 from ingest_assets.http import HttpClient, SourceUnavailable
 from ingest_assets.sources.nass import NassDatasetConfig, NassSource, RecordCount, _count_or_decode
+from ingest_assets.sources.nass_fields import FIELDS
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 
@@ -15,17 +19,52 @@ def standin():
         yield server
 
 
-def _source(standin: NassStandIn) -> NassSource:
-    config = NassDatasetConfig(name="f", source="nass", table="t", start_year=2000, query={})
+def _source(standin: NassStandIn, response_format: str = "csv") -> NassSource:
+    config = NassDatasetConfig(
+        name="f",
+        source="nass",
+        table="t",
+        start_year=2000,
+        query={},
+        response_format=response_format,
+    )
     client = HttpClient(secrets=[standin.api_key], max_attempts=2)
     return NassSource(config, client, standin.api_key, standin.base_url)
 
 
-def test_a_page_is_counted_and_its_body_kept_as_received(standin):
+def test_a_csv_page_is_counted_and_its_body_kept_as_received(standin):
     source = _source(standin)
+    assert source.page_suffix == ".csv"
+    [part] = source.plan(2020).slices
+    [page] = source.fetch(part)
+    assert page.body.startswith(b'"source_desc","sector_desc",')
+    assert page.rows == 5_000 == pacsv.read_csv(pa.py_buffer(page.body)).num_rows
+
+
+def test_a_json_page_is_counted_and_its_body_kept_as_received(standin):
+    source = _source(standin, "json")
+    assert source.page_suffix == ".json"
     [part] = source.plan(2020).slices
     [page] = source.fetch(part)
     assert page.rows == 5_000 == len(orjson.loads(page.body)["data"])
+
+
+def test_csv_and_json_pages_of_a_slice_hold_the_same_records(standin):
+    [part] = _source(standin).plan(2020).slices
+    [csv_page] = _source(standin).fetch(part)
+    [json_page] = _source(standin, "json").fetch(part)
+    as_csv = pacsv.read_csv(
+        pa.py_buffer(csv_page.body),
+        convert_options=pacsv.ConvertOptions(
+            column_types={f: pa.int64() if f == "year" else pa.string() for f in FIELDS},
+            strings_can_be_null=False,
+        ),
+    ).to_pylist()
+    as_json = orjson.loads(json_page.body)["data"]
+    assert len(as_csv) == len(as_json) == 5_000
+    assert sorted(tuple(sorted(r.items())) for r in as_csv) == sorted(
+        tuple(sorted(r.items())) for r in as_json
+    )
 
 
 def test_count_or_decode_counts_pages_and_decodes_anything_else():
@@ -38,6 +77,18 @@ def test_count_or_decode_counts_pages_and_decodes_anything_else():
     assert _count_or_decode(b'[{"a": "1"}]') == [{"a": "1"}]
     with pytest.raises(ValueError):
         _count_or_decode(b'{"data":[{"a":"1"},{"b"')
+
+
+def test_count_or_decode_counts_csv_and_refuses_a_cut_or_foreign_body():
+    header = b'"a","b","c"\n'
+    assert _count_or_decode(header + b'"1","x","2"\n"3","y,z","4"\n') == RecordCount(2)
+    assert _count_or_decode(header + b'"1","two\nlines","2"\n') == RecordCount(1)
+    assert _count_or_decode(header) == RecordCount(0)
+    for cut in (header + b'"1","x"\n', header + b'"1","x","2"\n"3","y'):
+        with pytest.raises(ValueError, match="Expected 3 columns"):
+            _count_or_decode(cut)
+    with pytest.raises(ValueError):
+        _count_or_decode(b"<html><body>Service Unavailable</body></html>")
 
 
 def test_a_cut_off_page_is_retried_then_reported(standin):
