@@ -20,18 +20,21 @@ import dataclasses
 import itertools
 import logging
 import random
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from ingest_assets.standin.http import (
+    COMMON_FAULTS,
+    FaultQueue,
+    ServedStandIn,
+    TrackedHandler,
+)
 from ingest_assets.standin.nass_data import FIELDS, NassDataset, Record, Row
 
 logger = logging.getLogger(__name__)
@@ -39,17 +42,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_API_KEY = "test-key-0000-0000-0000-000000000000"
 RECORD_LIMIT = 50_000
 ENDPOINTS = ("api_GET", "get_counts", "get_param_values")
-FAULTS = (
-    "429",
-    "429-retry-after-0",
-    "429-retry-after-2",
-    "500",
-    "502",
-    "503",
-    "reset",
-    "truncate",
-    "html200",
-)
+FAULTS = COMMON_FAULTS
 """Fixed fault names; `slow:<seconds>` and `short:<records>` are accepted too."""
 
 _T = TypeVar("_T")
@@ -210,13 +203,6 @@ class _ResponseCache:
                 self._bodies[key] = (pieces, records)
 
 
-@dataclasses.dataclass
-class _Fault:
-    kind: str
-    remaining: int
-    endpoint: str | None
-
-
 def _check_fault(fault: str) -> None:
     name, _, arg = fault.partition(":")
     try:
@@ -228,7 +214,7 @@ def _check_fault(fault: str) -> None:
         raise ValueError(f"unknown fault {fault!r}; use one of {FAULTS}, slow:<s>, short:<n>")
 
 
-class NassStandIn:
+class NassStandIn(ServedStandIn):
     """A local Quick Stats API on a real socket, served from a daemon thread.
 
     Use it as a context manager (or `start()`/`stop()`); point clients at `base_url`. With
@@ -247,51 +233,19 @@ class NassStandIn:
         latency: float = 0.0,
         cache_responses: bool = False,
     ) -> None:
+        super().__init__(host, port, _Handler, "nass-standin")
         self.dataset = dataset or NassDataset()
         self.cache = _ResponseCache() if cache_responses else None
         self.api_key = api_key
         self.latency = latency
         self.stats = NassStats()
-        self._address = (host, port)
-        self._faults: list[_Fault] = []
-        self._faults_lock = threading.Lock()
+        self._faults = FaultQueue()
         self._serial = itertools.count()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not started")
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}/api"
-
-    def start(self) -> Self:
-        if self._server is None:
-            self._server = _Server(self._address, self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, name="nass-standin", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def inject(self, fault: str, times: int = 1, endpoint: str | None = None) -> None:
         """Serve `fault` to the next `times` requests to `endpoint` (None: any endpoint;
@@ -299,68 +253,31 @@ class NassStandIn:
         _check_fault(fault)
         if endpoint is not None and endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; use one of {ENDPOINTS}")
-        with self._faults_lock:
-            self._faults.append(_Fault(fault, times, endpoint))
+        self._faults.add(fault, times, endpoint)
 
     def clear_faults(self) -> None:
-        with self._faults_lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def reset_stats(self) -> None:
         self.stats.reset()
 
     def take_fault(self, endpoint: str) -> str | None:
         """Pop the next queued fault that applies to a request to `endpoint`."""
-        with self._faults_lock:
-            for fault in self._faults:
-                if fault.endpoint not in (None, endpoint):
-                    continue
-                if fault.kind.startswith("short:") and endpoint != "api_GET":
-                    continue
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault.kind
-        return None
+        return self._faults.take(
+            endpoint, lambda kind: endpoint == "api_GET" or not kind.startswith("short:")
+        )
 
     def next_serial(self) -> int:
         return next(self._serial)
 
 
-class _Server(ThreadingHTTPServer):
-    """Tracks its open connections so that stopping also drops idle keep-alive ones."""
-
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], standin: NassStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.standin = standin
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def track(self, connection: socket.socket, open_: bool) -> None:
-        with self._connections_lock:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._connections_lock:
-            for connection in self._connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(TrackedHandler):
     """One connection; HTTP/1.1 keep-alive, so it may serve several requests in turn."""
 
     protocol_version = "HTTP/1.1"
     server_version = "Kestrel"
     sys_version = ""
     timeout = 120
-    server: _Server
 
     def version_string(self) -> str:
         return self.server_version
@@ -368,19 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without this, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every response on a kept-alive connection.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection, open_=True)
-
-    def finish(self) -> None:
-        self.server.track(self.connection, open_=False)
-        super().finish()
-
     def do_GET(self) -> None:
-        standin = self.server.standin
+        standin: NassStandIn = self.server.standin
         url = urlsplit(self.path)
         name = url.path.rstrip("/").removeprefix("/api/")
         endpoint = name if name in ENDPOINTS else "other"
