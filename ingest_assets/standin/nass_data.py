@@ -812,16 +812,17 @@ class NassDataset:
 
     def _leaf_cells(self, query: _Query, node: _Node) -> list[_Cells]:
         """The per-record part of a leaf's matching records: statistic, (domain_desc,
-        domaincat_desc), Value and CV (%). The one place record values are drawn; a list
-        rather than a generator, as resuming one per record would cost a tenth of the time."""
+        domaincat_desc), Value and CV (%). The one place record values are drawn, and the hot
+        loop of every body: a list, as resuming a generator per record costs more."""
         key = _hash(self.seed, node.year, node.state, node.county, node.commodity)
         statistics = COMMODITIES[node.commodity].statistics
+        revision = node.revision
         cells = []
         for index in query.leaf_indices(node.commodity, node.size):
             category, i = divmod(index, _STATISTICS_PER_LEAF)
             statistic = statistics[i]
             h = _splitmix(key + index)
-            value = _value(statistic.kind, _revised(h, node.revision))
+            value = _value(statistic.kind, _revised(h, revision) if revision else h)
             cells.append((statistic, _category(category), value, _cv(h)))
         return cells
 
