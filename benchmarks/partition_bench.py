@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import orjson
 import psutil
 import psycopg
 from psycopg import sql
@@ -196,6 +195,10 @@ def staged_records(pages_dir: Path, sample: int) -> Iterator[list[dict[str, Any]
     """Pages of records decoded from the staged responses, ``sample`` records in all."""
     import pyarrow as pa
 
+    from ingest_assets.catalog import load_catalog
+    from ingest_assets.cleaning.nass import NassCleaner
+
+    cleaner = NassCleaner(load_catalog()[DATASET])
     codec = pa.Codec("zstd")
     left = sample
     manifest = json.loads((pages_dir / "manifest.json").read_text())
@@ -204,7 +207,7 @@ def staged_records(pages_dir: Path, sample: int) -> Iterator[list[dict[str, Any]
             raw = codec.decompress(
                 (pages_dir / page["file"]).read_bytes(), page["raw_bytes"], asbytes=True
             )
-            records = orjson.loads(raw)["data"][:left]
+            records = cleaner.parse_page(raw)[:left]
             left -= len(records)
             yield records
             if left <= 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 import dagster as dg
@@ -17,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest_assets.prefetch import ahead
 from ingest_assets.staging.files import StagingArea, StagingError
 
 
@@ -76,8 +78,13 @@ class ParquetFramesIOManager(dg.ConfigurableIOManager):
         started = time.monotonic()
         rows = 0
         preview: pd.DataFrame | None = None
-        with area.fs.open(tmp, "wb") as sink, pq.ParquetWriter(sink, obj.schema) as writer:
-            for chunk in obj.chunks:
+        # the next pages are cleaned on a second thread while this one is written
+        with (
+            area.fs.open(tmp, "wb") as sink,
+            pq.ParquetWriter(sink, obj.schema) as writer,
+            closing(ahead(obj.chunks, 2, "clean-ahead")) as chunks,
+        ):
+            for chunk in chunks:
                 if chunk.num_rows == 0:
                     continue
                 writer.write_table(chunk.cast(obj.schema))

@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
+from ingest_assets.prefetch import ahead
 from ingest_assets.sources.base import Page, Plan, Slice
 from ingest_assets.staging.files import StagingArea, StagingError
 
@@ -99,6 +101,42 @@ def slice_table(manifest: dict[str, Any], limit: int = 200) -> str:
     return "\n".join(lines)
 
 
+def _arrivals(
+    plan: Plan, reusable: dict[str, dict], fetch: Callable[[Slice], Iterator[Page]]
+) -> Iterator[tuple[int, dict | None, Page | None]]:
+    """(slice number, reusable entry, page) for every slice in order: a slice a failed attempt
+    staged intact comes once with its entry; any other once per page as fetched, then once
+    with neither, saying the slice is complete (so it is recorded before a later one fails)."""
+    for number, part in enumerate(plan.slices, start=1):
+        previous = reusable.get(part.key)
+        if previous and _same_request(previous, part):
+            yield number, previous, None
+            continue
+        for page in fetch(part):
+            yield number, None, page
+        yield number, None, None
+
+
+def _same_request(entry: dict[str, Any], part: Slice) -> bool:
+    ignored = {"pages": None, "received_rows": None}
+    return {**entry, **ignored} == {**_slice_entry(part), **ignored}
+
+
+def _stage_page(
+    area: StagingArea, folder: str, part: Slice, page: Page, suffix: str
+) -> dict[str, Any]:
+    """Write one page compressed, atomically; its manifest entry."""
+    data = _CODEC.compress(page.body, asbytes=True)
+    name = f"{_file_stem(part)}-{page.index:04d}{suffix}.zst"
+    return {
+        "file": name,
+        "rows": page.rows,
+        "raw_bytes": len(page.body),
+        "stored_bytes": len(data),
+        "sha256": area.write_bytes(f"{folder}/{name}", data),
+    }
+
+
 class StagedPagesIOManager(dg.ConfigurableIOManager):
     """Stages raw pages under ``<base_path>/<asset key>/<year>/``."""
 
@@ -136,45 +174,36 @@ class StagedPagesIOManager(dg.ConfigurableIOManager):
         started = time.monotonic()
         rows = stored = reused = 0
         total = len(plan.slices)
-        for number, part in enumerate(plan.slices, start=1):
-            previous = reusable.get(part.key)
-            if previous and {**previous, "pages": None, "received_rows": None} == {
-                **_slice_entry(part),
-                "pages": None,
-                "received_rows": None,
-            }:
-                entry = previous
-                reused += 1
-            else:
-                entry = {**_slice_entry(part), "pages": [], "received_rows": 0}
-                for page in obj.fetch(part):
-                    raw = page.body
-                    data = _CODEC.compress(raw, asbytes=True)
-                    name = f"{_file_stem(part)}-{page.index:04d}{obj.suffix}.zst"
-                    digest = area.write_bytes(f"{folder}/{name}", data)
-                    entry["pages"].append(
-                        {
-                            "file": name,
-                            "rows": page.rows,
-                            "raw_bytes": len(raw),
-                            "stored_bytes": len(data),
-                            "sha256": digest,
-                        }
-                    )
+        # the next page is fetched (received, counted) on a second thread while this one is
+        # compressed and written
+        arrivals = closing(ahead(_arrivals(plan, reusable, obj.fetch), 2, "fetch-ahead"))
+        entry: dict[str, Any] | None = None
+        with arrivals as stream:
+            for number, previous, page in stream:
+                part = plan.slices[number - 1]
+                if entry is None:
+                    entry = {**_slice_entry(part), "pages": [], "received_rows": 0}
+                if page is not None:
+                    entry["pages"].append(_stage_page(area, folder, part, page, obj.suffix))
                     entry["received_rows"] += page.rows
-            manifest["slices"].append(entry)
-            rows += entry["received_rows"]
-            stored += sum(p["stored_bytes"] for p in entry["pages"])
-            area.write_json(f"{folder}/{PARTIAL}", manifest)
-            elapsed = time.monotonic() - started
-            rate = rows / elapsed if elapsed > 0 else 0.0
-            remaining = plan.source_count - rows
-            eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining > 0 else "0s"
-            context.log.info(
-                f"{obj.label} {plan.year}: slice {number}/{total} ({part.describe()}) "
-                f"{entry['received_rows']:,} rows; {rows:,}/{plan.source_count:,} so far, "
-                f"{rate:,.0f} rows/s, about {eta} left"
-            )
+                    continue
+                if previous is not None:
+                    entry = previous
+                    reused += 1
+                manifest["slices"].append(entry)
+                rows += entry["received_rows"]
+                stored += sum(p["stored_bytes"] for p in entry["pages"])
+                area.write_json(f"{folder}/{PARTIAL}", manifest)
+                elapsed = time.monotonic() - started
+                rate = rows / elapsed if elapsed > 0 else 0.0
+                remaining = plan.source_count - rows
+                eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining > 0 else "0s"
+                context.log.info(
+                    f"{obj.label} {plan.year}: slice {number}/{total} ({part.describe()}) "
+                    f"{entry['received_rows']:,} rows; {rows:,}/{plan.source_count:,} so far, "
+                    f"{rate:,.0f} rows/s, about {eta} left"
+                )
+                entry = None
         seconds = time.monotonic() - started
         manifest.update(
             {"reused_slices": reused, "fetched_slices": total - reused, "seconds": seconds}

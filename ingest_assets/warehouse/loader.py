@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -28,6 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
+from ingest_assets.prefetch import ahead
 from ingest_assets.warehouse import ledger
 from ingest_assets.warehouse.tables import (
     FactsTable,
@@ -37,7 +39,7 @@ from ingest_assets.warehouse.tables import (
     year_count,
 )
 
-COPY_BLOCK_ROWS = 65_536
+COPY_BLOCK_ROWS = 16_384  # ~7 MB of CSV: small enough to keep two in flight
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=COPY_BLOCK_ROWS)
 
 
@@ -90,11 +92,13 @@ class LoadResult:
 
 
 def csv_blocks(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
-    """Format record batches as COPY-ready CSV (NULL unquoted, empty strings quoted)."""
+    """Format record batches as COPY-ready CSV (NULL unquoted, empty strings quoted), in blocks
+    of ``COPY_BLOCK_ROWS``."""
     for batch in batches:
-        buffer = io.BytesIO()
-        pacsv.write_csv(batch, buffer, _CSV_OPTIONS)
-        yield buffer.getvalue()
+        for offset in range(0, batch.num_rows, COPY_BLOCK_ROWS):
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch.slice(offset, COPY_BLOCK_ROWS), buffer, _CSV_OPTIONS)
+            yield buffer.getvalue()
 
 
 def copy_into(
@@ -106,14 +110,16 @@ def copy_into(
 ) -> int:
     """COPY the blocks into ``ident``; returns the rows the server says it inserted.
 
-    ``freeze`` (only for a table created in this transaction) writes the rows already frozen,
-    sparing the first reader or VACUUM a rewrite of every page to set hint bits.
+    The blocks are produced two ahead on a second thread, so the server parses one while the
+    next is read and formatted (in one thread the two took turns: ~20% slower). ``freeze``
+    (only for a table created in this transaction) writes the rows already frozen, sparing the
+    first reader or VACUUM a rewrite of every page to set hint bits.
     """
     options = sql.SQL("FORMAT csv, FREEZE" if freeze else "FORMAT csv")
     statement = sql.SQL("COPY {} ({}) FROM STDIN ({})").format(ident, columns, options)
     with conn.cursor() as cur:
-        with cur.copy(statement) as copy:
-            for block in blocks:
+        with cur.copy(statement) as copy, closing(ahead(blocks, 2, "copy-blocks")) as ready:
+            for block in ready:
                 copy.write(block)
         return cur.rowcount
 
