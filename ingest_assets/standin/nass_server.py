@@ -5,7 +5,8 @@ contract (shared/reference/nass_quickstats.md §1) over real sockets: `key` auth
 50,000-record limit (413 without a Content-Type), 400 for a query without data, 500 HTML for
 comma-joined years, streamed JSON records whose key order changes from record to record. It also
 keeps request statistics and a queue of injected faults (429, 5xx, resets, truncated or short
-bodies, ...) so tests can check how a client copes.
+bodies, ...) so tests can check how a client copes. Optionally it renders each api_GET body once
+and serves it from memory (`cache_responses`), so a benchmark times the client, not the generator.
 
 Run it on its own with `python -m ingest_assets.standin.nass_server --port P
 --records-per-year 2020=1000000`; the first line printed is the base URL.
@@ -15,45 +16,36 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
-import io
 import itertools
 import logging
 import random
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from operator import itemgetter
-from types import TracebackType
-from typing import Any, Self
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from ingest_assets.standin.nass_data import FIELDS, NassDataset, Record
+from ingest_assets.standin.http import (
+    COMMON_FAULTS,
+    FaultQueue,
+    ServedStandIn,
+    TrackedHandler,
+)
+from ingest_assets.standin.nass_data import FIELDS, NassDataset, Record, Row
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_KEY = "test-key-0000-0000-0000-000000000000"
 RECORD_LIMIT = 50_000
 ENDPOINTS = ("api_GET", "get_counts", "get_param_values")
-FAULTS = (
-    "429",
-    "429-retry-after-0",
-    "429-retry-after-2",
-    "500",
-    "502",
-    "503",
-    "reset",
-    "truncate",
-    "html200",
-)
+FAULTS = COMMON_FAULTS
 """Fixed fault names; `slow:<seconds>` and `short:<records>` are accepted too."""
 
+_T = TypeVar("_T")
 _BATCH = 2_000  # records serialized per chunk written to the socket
 _CONTROL_PARAMS = frozenset(("key", "format", "param", "callback"))
 
@@ -99,6 +91,20 @@ _ERROR_PAGES: dict[str, tuple[int, bytes, tuple[tuple[str, str], ...]]] = {
 }
 
 
+def csv_lines(rows: Sequence[Sequence[str]]) -> str:
+    """`rows` as Quick Stats CSV lines: every field quoted, `"` doubled, `\n` line endings.
+
+    Each line is one join; the rare batch with a `"` in a value (found by counting quotes: the
+    joins alone put exactly 2 per field) is joined again with its fields escaped.
+    """
+    text = "".join(['"' + '","'.join(row) + '"\n' for row in rows])
+    if text.count('"') == 2 * sum(map(len, rows)):
+        return text
+    return "".join(
+        ['"' + '","'.join([field.replace('"', '""') for field in row]) + '"\n' for row in rows]
+    )
+
+
 def _error(message: str) -> bytes:
     return orjson.dumps({"error": [message]})
 
@@ -128,6 +134,8 @@ class NassStats:
         self.max_records_served = 0
         self.in_flight = 0
         self.peak_concurrency = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     @property
     def total_requests(self) -> int:
@@ -139,7 +147,15 @@ class NassStats:
             self.requests.clear()
             self.faults_served.clear()
             self.records_served = self.max_records_served = 0
+            self.cache_hits = self.cache_misses = 0
             self.peak_concurrency = self.in_flight
+
+    def cache_lookup(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.cache_hits += 1
+            else:
+                self.cache_misses += 1
 
     def started(self) -> None:
         with self._lock:
@@ -157,11 +173,34 @@ class NassStats:
                 self.faults_served[fault] += 1
 
 
-@dataclasses.dataclass
-class _Fault:
-    kind: str
-    remaining: int
-    endpoint: str | None
+_CacheKey = tuple[str, tuple[tuple[str, str], ...]]
+"""(format, sorted filters) of an api_GET request."""
+
+
+class _ResponseCache:
+    """Rendered api_GET bodies by (format, filters), valid for the dataset generation they were
+    rendered at: a request that sees a newer generation (`NassDataset.revise()` moves it) drops
+    every body, so none is served after the data changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._bodies: dict[_CacheKey, tuple[tuple[bytes, ...], int]] = {}
+
+    def get(self, key: _CacheKey, generation: int) -> tuple[tuple[bytes, ...], int] | None:
+        """The body's pieces and record count, if rendered from the data of `generation` (the
+        dataset's current one, read before the request looked at the data)."""
+        with self._lock:
+            if generation != self._generation:
+                self._bodies.clear()
+                self._generation = generation
+            return self._bodies.get(key)
+
+    def put(self, key: _CacheKey, generation: int, pieces: tuple[bytes, ...], records: int) -> None:
+        """Keep a body rendered from the data of `generation`, unless the data moved on since."""
+        with self._lock:
+            if generation == self._generation:
+                self._bodies[key] = (pieces, records)
 
 
 def _check_fault(fault: str) -> None:
@@ -175,10 +214,14 @@ def _check_fault(fault: str) -> None:
         raise ValueError(f"unknown fault {fault!r}; use one of {FAULTS}, slow:<s>, short:<n>")
 
 
-class NassStandIn:
+class NassStandIn(ServedStandIn):
     """A local Quick Stats API on a real socket, served from a daemon thread.
 
-    Use it as a context manager (or `start()`/`stop()`); point clients at `base_url`.
+    Use it as a context manager (or `start()`/`stop()`); point clients at `base_url`. With
+    `cache_responses`, each successful api_GET body is rendered once per (format, filters) and
+    served from memory until the data is revised (`stats.cache_hits` counts the bodies served so);
+    faults apply to cached bodies as to fresh ones, and a `short:<n>` body is never cached. A
+    cached JSON body repeats its key orders, which otherwise change per response.
     """
 
     def __init__(
@@ -188,51 +231,21 @@ class NassStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         latency: float = 0.0,
+        cache_responses: bool = False,
     ) -> None:
+        super().__init__(host, port, _Handler, "nass-standin")
         self.dataset = dataset or NassDataset()
+        self.cache = _ResponseCache() if cache_responses else None
         self.api_key = api_key
         self.latency = latency
         self.stats = NassStats()
-        self._address = (host, port)
-        self._faults: list[_Fault] = []
-        self._faults_lock = threading.Lock()
+        self._faults = FaultQueue()
         self._serial = itertools.count()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not started")
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}/api"
-
-    def start(self) -> Self:
-        if self._server is None:
-            self._server = _Server(self._address, self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, name="nass-standin", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def inject(self, fault: str, times: int = 1, endpoint: str | None = None) -> None:
         """Serve `fault` to the next `times` requests to `endpoint` (None: any endpoint;
@@ -240,68 +253,31 @@ class NassStandIn:
         _check_fault(fault)
         if endpoint is not None and endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; use one of {ENDPOINTS}")
-        with self._faults_lock:
-            self._faults.append(_Fault(fault, times, endpoint))
+        self._faults.add(fault, times, endpoint)
 
     def clear_faults(self) -> None:
-        with self._faults_lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def reset_stats(self) -> None:
         self.stats.reset()
 
     def take_fault(self, endpoint: str) -> str | None:
         """Pop the next queued fault that applies to a request to `endpoint`."""
-        with self._faults_lock:
-            for fault in self._faults:
-                if fault.endpoint not in (None, endpoint):
-                    continue
-                if fault.kind.startswith("short:") and endpoint != "api_GET":
-                    continue
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault.kind
-        return None
+        return self._faults.take(
+            endpoint, lambda kind: endpoint == "api_GET" or not kind.startswith("short:")
+        )
 
     def next_serial(self) -> int:
         return next(self._serial)
 
 
-class _Server(ThreadingHTTPServer):
-    """Tracks its open connections so that stopping also drops idle keep-alive ones."""
-
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], standin: NassStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.standin = standin
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def track(self, connection: socket.socket, open_: bool) -> None:
-        with self._connections_lock:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._connections_lock:
-            for connection in self._connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(TrackedHandler):
     """One connection; HTTP/1.1 keep-alive, so it may serve several requests in turn."""
 
     protocol_version = "HTTP/1.1"
     server_version = "Kestrel"
     sys_version = ""
     timeout = 120
-    server: _Server
 
     def version_string(self) -> str:
         return self.server_version
@@ -309,19 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without this, Nagle's algorithm and the
-        # client's delayed ACK add ~40 ms to every response on a kept-alive connection.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection, open_=True)
-
-    def finish(self) -> None:
-        self.server.track(self.connection, open_=False)
-        super().finish()
-
     def do_GET(self) -> None:
-        standin = self.server.standin
+        standin: NassStandIn = self.server.standin
         url = urlsplit(self.path)
         name = url.path.rstrip("/").removeprefix("/api/")
         endpoint = name if name in ENDPOINTS else "other"
@@ -400,6 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(415, _error("bad request - unsupported media type"))
             return
         filters = self._filters()
+        generation = standin.dataset.generation  # before anything is read from the data
         count = standin.dataset.count(filters)
         if count > RECORD_LIMIT:
             self._send(413, _error(f"exceeds limit={RECORD_LIMIT}"), None)
@@ -407,16 +373,30 @@ class _Handler(BaseHTTPRequestHandler):
         if count == 0:
             self._send(400, _error("bad request - invalid query"), None)
             return
-        if fmt == "CSV":
-            records = standin.dataset.records(filters)
-            body = self._csv_body(itertools.islice(records, max(count - drop, 0)))
-            self._send_stream(body, "text/csv")
+        content_type = "text/csv" if fmt == "CSV" else "application/json"
+        if standin.cache is None or drop:
+            self._send_stream(self._render(standin, fmt, filters, count - drop), content_type)
+            return
+        key = (fmt, tuple(sorted(filters)))
+        cached = standin.cache.get(key, generation)
+        standin.stats.cache_lookup(hit=cached is not None)
+        if cached is None:
+            pieces = tuple(self._render(standin, fmt, filters, count))
+            standin.cache.put(key, generation, pieces, self._records)
         else:
-            records = standin.dataset.records(filters, random.Random(standin.next_serial()))
-            body = self._json_body(itertools.islice(records, max(count - drop, 0)))
-            self._send_stream(body, "application/json")
+            pieces, self._records = cached
+        self._send_stream(iter(pieces), content_type)
 
-    def _batches(self, records: Iterable[Record]) -> Iterator[list[Record]]:
+    def _render(
+        self, standin: NassStandIn, fmt: str, filters: list[tuple[str, str]], limit: int
+    ) -> Iterator[bytes]:
+        """The body of the first `limit` records matching `filters` in format `fmt`."""
+        if fmt == "CSV":
+            return self._csv_body(itertools.islice(standin.dataset.rows(filters), max(limit, 0)))
+        records = standin.dataset.records(filters, random.Random(standin.next_serial()))
+        return self._json_body(itertools.islice(records, max(limit, 0)))
+
+    def _batches(self, records: Iterable[_T]) -> Iterator[list[_T]]:
         iterator = iter(records)
         while batch := list(itertools.islice(iterator, _BATCH)):
             self._records += len(batch)
@@ -430,17 +410,10 @@ class _Handler(BaseHTTPRequestHandler):
             separator = b","
         yield b"]}"
 
-    def _csv_body(self, records: Iterable[Record]) -> Iterator[bytes]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        writer.writerow(FIELDS)
-        row = itemgetter(*FIELDS)
-        for batch in self._batches(records):
-            writer.writerows(map(row, batch))
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue().encode()
+    def _csv_body(self, rows: Iterable[Row]) -> Iterator[bytes]:
+        yield csv_lines([FIELDS]).encode()
+        for batch in self._batches(rows):
+            yield csv_lines(batch).encode()
 
     def _send_json(self, payload: object) -> None:
         self._send(200, orjson.dumps(payload))
@@ -500,6 +473,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--default-records", type=int, default=2_000)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument(
+        "--cache-responses",
+        action="store_true",
+        help="render each api_GET body once and serve it from memory until the data changes",
+    )
+    parser.add_argument(
         "--records-per-year",
         type=_year_records,
         nargs="+",
@@ -509,7 +487,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     dataset = NassDataset(dict(args.records_per_year), args.default_records, args.seed)
-    with NassStandIn(dataset, args.api_key, args.host, args.port, args.latency) as standin:
+    with NassStandIn(
+        dataset, args.api_key, args.host, args.port, args.latency, args.cache_responses
+    ) as standin:
         print(standin.base_url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

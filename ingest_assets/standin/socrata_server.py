@@ -33,13 +33,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import NamedTuple, Self
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
+
+from ingest_assets.standin.http import COMMON_FAULTS, FaultQueue, ServedStandIn, TrackedHandler
 
 Row = dict[str, object]
 
@@ -753,29 +753,8 @@ class StandInStats:
 
 
 ENDPOINTS = ("resource", "views")
-FAULTS = (
-    "429",
-    "429-retry-after-0",
-    "429-retry-after-2",
-    "500",
-    "502",
-    "503",
-    "reset",
-    "truncate",
-    "html200",
-)
+FAULTS = COMMON_FAULTS
 _PARAMETRISED_FAULTS = {"slow": float, "count-drift": int}
-
-
-@dataclass
-class _Fault:
-    name: str
-    remaining: int
-    endpoint: str | None
-
-    def matches(self, endpoint: str, counting: bool) -> bool:
-        drift = self.name.startswith("count-drift:")
-        return self.endpoint in (None, endpoint) and drift == counting
 
 
 def _html(status: str) -> bytes:
@@ -805,17 +784,7 @@ def _rows_body(rows: Iterable[Row]) -> bytes:
 # --- the server --------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], standin: SocrataStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.standin = standin
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
+class _Handler(TrackedHandler):
     def do_GET(self) -> None:
         self.server.standin._handle(self)
 
@@ -835,7 +804,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-class SocrataStandIn:
+class SocrataStandIn(ServedStandIn):
     """A SODA 2.1 server on a local port; see the module docstring for what it imitates.
 
     ``shuffle_seed`` fixes the per-request shuffles of unordered results, so tests that
@@ -850,57 +819,23 @@ class SocrataStandIn:
         latency: float = 0.0,
         shuffle_seed: int = 0,
     ) -> None:
+        super().__init__(host, port, _Handler, "socrata-standin")
         self._app_token = app_token
-        self._address = (host, port)
         self._latency = latency
         self._shuffle_seed = shuffle_seed
         self._lock = threading.Lock()
         self._datasets: dict[str, _Dataset] = {}
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue()
         self._stats = StandInStats()
         self._in_flight = 0
         self._request_number = 0
         self._clock = 0
         self._next_row_id = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # lifecycle
-    def start(self) -> Self:
-        if self._server is None:
-            self._server = _Server(self._address, self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, name="socrata-standin", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join()
-            self._server = None
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         """``http://host:port``: the "domain" a client is configured with."""
-        if self._server is None:
-            raise RuntimeError("the Socrata stand-in is not running")
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}"
 
     # data
@@ -991,12 +926,10 @@ class SocrataStandIn:
             _PARAMETRISED_FAULTS[kind](argument)  # raises ValueError when malformed
         elif fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}")
-        with self._lock:
-            self._faults.append(_Fault(fault, times, endpoint))
+        self._faults.add(fault, times, endpoint)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     @property
     def stats(self) -> StandInStats:
@@ -1044,15 +977,13 @@ class SocrataStandIn:
     # request handling (these take the lock themselves)
     def _take_fault(self, endpoint: str, counting: bool) -> str | None:
         """The next pending fault for this request (``counting``: a count(*) answer), if any."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(endpoint, counting):
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._faults.remove(fault)
-                    self._stats.faults_served[fault.name] += 1
-                    return fault.name
-        return None
+        fault = self._faults.take(
+            endpoint, lambda name: name.startswith("count-drift:") == counting
+        )
+        if fault is not None:
+            with self._lock:
+                self._stats.faults_served[fault] += 1
+        return fault
 
     def _handle(self, handler: _Handler) -> None:
         url = urlsplit(handler.path)

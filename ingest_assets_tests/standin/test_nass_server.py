@@ -18,12 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import requests
+from pyarrow import csv as pa_csv
 
 from ingest_assets.standin import nass_server
 from ingest_assets.standin.nass_data import CONSTANTS, FIELDS, SUPPRESSION_CODES, NassDataset
-from ingest_assets.standin.nass_server import NassStandIn
+from ingest_assets.standin.nass_server import NassStandIn, csv_lines
 
 BIG_YEAR = 2020  # 1,000,000 records: needs splitting down to county → commodity
 FULL_YEAR = 2018  # exactly 50,000 records: the largest answer allowed
@@ -364,7 +366,7 @@ def test_peak_concurrency_counts_simultaneous_requests():
 def test_runs_as_a_separate_process():
     project = Path(nass_server.__file__).resolve().parents[2]
     command = [sys.executable, "-m", "ingest_assets.standin.nass_server", "--port", "0"]
-    command += ["--records-per-year", "2020=1000000", "2021=7"]
+    command += ["--records-per-year", "2020=1000000", "2021=7", "--cache-responses"]
     with subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None
@@ -373,5 +375,85 @@ def test_runs_as_a_separate_process():
             params = {"key": nass_server.DEFAULT_API_KEY, "year": 2021}
             response = requests.get(f"{base_url}/get_counts/", params=params, timeout=30)
             assert response.json() == {"count": 7}
+            csv_params = {**params, "format": "CSV"}
+            bodies = [
+                requests.get(f"{base_url}/api_GET/", params=csv_params, timeout=30).content
+                for _ in range(2)
+            ]
+            assert bodies[0] == bodies[1] and len(csv_records(bodies[0])) == 7
         finally:
             process.terminate()
+
+
+def csv_records(body: bytes) -> list[tuple[str, ...]]:
+    """The records of a CSV body, parsed by pyarrow with every column a string."""
+    options = pa_csv.ConvertOptions(column_types=dict.fromkeys(FIELDS, pa.string()))
+    table = pa_csv.read_csv(pa.py_buffer(body), convert_options=options)
+    assert tuple(table.column_names) == FIELDS
+    assert table.num_rows == 0 or not any(table.column(f).null_count for f in FIELDS)
+    return list(zip(*(table.column(f).to_pylist() for f in FIELDS), strict=True))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"year": FULL_YEAR},
+        {"year": SMALL_YEAR, "statisticcat_desc": "YIELD", "domain_desc__NE": "TOTAL"},
+    ],
+)
+def test_a_csv_body_holds_the_records_of_the_json_body(server, query):
+    csv_body = get(server, "api_GET", format="CSV", **query).content
+    assert csv_body.count(b"\n") == count(server, **query) + 1
+    assert b"\r" not in csv_body
+    from_csv = csv_records(csv_body)
+    from_json = [tuple(str(r[f]) for f in FIELDS) for r in records(server, **query)]
+    assert len(from_csv) == len(from_json) == len(set(from_csv))
+    assert set(from_csv) == set(from_json)
+
+
+def test_csv_lines_quote_every_field_and_double_embedded_quotes():
+    plain = ("CORN", "", "1,234")
+    quoted = ('12" ROWS', '"', "")
+    assert csv_lines([plain]) == '"CORN","","1,234"\n'
+    assert csv_lines([quoted]) == '"12"" ROWS","""",""\n'
+    rows = [plain, quoted, plain]
+    text = csv_lines(rows)
+    expected = io.StringIO()
+    csv.writer(expected, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    assert text == expected.getvalue()
+    assert list(csv.reader(io.StringIO(text))) == [list(row) for row in rows]
+
+
+def test_cached_bodies_are_rendered_once_then_served_from_memory():
+    dataset = NassDataset({2021: 3_000})
+    with NassStandIn(dataset, cache_responses=True) as cached, NassStandIn(dataset) as fresh:
+        first = get(cached, "api_GET", year=2021, format="CSV").content
+        again = get(cached, "api_GET", year=2021, format="CSV").content
+        assert first == again == get(fresh, "api_GET", year=2021, format="CSV").content
+        assert (cached.stats.cache_misses, cached.stats.cache_hits) == (1, 1)
+        assert cached.stats.records_served == 2 * 3_000
+        as_json = [get(cached, "api_GET", year=2021).content for _ in range(2)]
+        assert as_json[0] == as_json[1]
+        assert [get(fresh, "api_GET", year=2021).content for _ in range(2)] != as_json
+        assert (cached.stats.cache_misses, cached.stats.cache_hits) == (2, 2)
+
+        dataset.revise(2021)
+        revised = get(cached, "api_GET", year=2021, format="CSV").content
+        assert revised != first
+        assert revised == get(fresh, "api_GET", year=2021, format="CSV").content
+        assert (cached.stats.cache_misses, cached.stats.cache_hits) == (3, 2)
+        assert len(csv_records(revised)) == 3_000
+
+
+def test_faults_still_apply_to_cached_bodies():
+    with NassStandIn(NassDataset({2021: 3_000}), cache_responses=True) as server:
+        full = get(server, "api_GET", year=2021, format="CSV").content
+        server.inject("truncate")
+        with pytest.raises(requests.RequestException):
+            get(server, "api_GET", year=2021, format="CSV")
+        assert server.stats.cache_hits == 1
+        server.inject("short:3")  # rendered afresh, never cached
+        assert len(csv_records(get(server, "api_GET", year=2021, format="CSV").content)) == 2_997
+        assert get(server, "api_GET", year=2021, format="CSV").content == full
+        assert (server.stats.cache_misses, server.stats.cache_hits) == (1, 2)
+        assert server.stats.faults_served == {"truncate": 1, "short:3": 1}
