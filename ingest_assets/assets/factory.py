@@ -33,6 +33,7 @@ from ingest_assets.staging.frames import CleanedFrames, FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger
 from ingest_assets.warehouse.loader import (
+    COPY_BLOCK_ROWS,
     Counts,
     now,
     record_failure,
@@ -237,7 +238,13 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             try:
                 load = _loader(mode, config, raw_pages.year_count)
                 result = load(
-                    conn, target, year, cleaned.batches(), counts, entry, analyze=config.analyze
+                    conn,
+                    target,
+                    year,
+                    cleaned.batches(COPY_BLOCK_ROWS),
+                    counts,
+                    entry,
+                    analyze=config.analyze,
                 )
             except Exception as exc:
                 conn.rollback()
@@ -282,6 +289,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "committed": dg.MetadataValue.bool(result.committed),
                 "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                 "copy_seconds": dg.MetadataValue.float(round(result.copy_seconds, 3)),
+                "analyze_seconds": dg.MetadataValue.float(round(result.analyze_seconds, 3)),
                 **figures,
             },
             check_results=[check],
