@@ -126,6 +126,13 @@ def copy_into(
         return cur.rowcount
 
 
+def analyze_table(conn: psycopg.Connection, ident: sql.Composable) -> float:
+    """Refresh the planner's statistics of one table; returns the seconds it took."""
+    started = time.monotonic()
+    conn.execute(sql.SQL("ANALYZE {}").format(ident))
+    return time.monotonic() - started
+
+
 def lock_year(conn: psycopg.Connection, target: FactsTable, year: int) -> None:
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext(%s), %s)",
@@ -162,9 +169,7 @@ def replace_year(
         if not result.reconciled:
             raise psycopg.Rollback(tx)
         if analyze:  # before DETACH takes the parent's exclusive lock; statistics survive ATTACH
-            analyze_started = time.monotonic()
-            conn.execute(sql.SQL("ANALYZE {}").format(staging))
-            result.analyze_seconds = time.monotonic() - analyze_started
+            result.analyze_seconds = analyze_table(conn, staging)
         current = target.partition_ident(year)
         if partition_exists(conn, target, year):
             result.replaced = conn.execute(
@@ -301,9 +306,7 @@ def upsert_year(
         if newest is not None and (previous is None or _watermark_text(newest) > previous):
             ledger.write_watermark(conn, entry.dataset, year, _watermark_text(newest))
         if analyze:
-            analyze_started = time.monotonic()
-            conn.execute(sql.SQL("ANALYZE {}").format(target.partition_ident(year)))
-            result.analyze_seconds = time.monotonic() - analyze_started
+            result.analyze_seconds = analyze_table(conn, target.partition_ident(year))
         ledger.record(conn, entry, "loaded", loaded)
         result.committed = True
     result.seconds = time.monotonic() - started
