@@ -42,6 +42,7 @@ STEPS = ("raw_pages", "cleaned", "facts")
 BENCH_DATABASE = "ingest_bench"
 sys.path.insert(0, str(PROJECT_ROOT))  # run as a script from a checkout, installed or not
 COPY_READ_BYTES = 1 << 20
+API_KEY = "test-key-0000-0000-0000-000000000000"
 
 
 # -- the pipeline run (child process) ------------------------------------------------------------
@@ -65,6 +66,7 @@ def run_year(year: int, out: Path) -> None:
     if not result.success:
         raise SystemExit(f"partition_bench: the run of year {year} failed ({result.run_id})")
     starts: dict[str, float] = {}
+    windows: dict[str, list[float]] = {}
     steps: dict[str, float] = {}
     run_start = run_end = None
     for record in events:
@@ -78,8 +80,10 @@ def run_year(year: int, out: Path) -> None:
             run_end = record.timestamp
         elif kind == dg.DagsterEventType.STEP_START:
             starts[event.step_key] = record.timestamp
+            windows[event.step_key] = [record.timestamp]
         elif kind == dg.DagsterEventType.STEP_SUCCESS:
             steps[event.step_key] = record.timestamp - starts[event.step_key]
+            windows[event.step_key].append(record.timestamp)
     metadata = {}
     for step in STEPS:
         key = dg.AssetKey([DATASET, step])
@@ -94,6 +98,7 @@ def run_year(year: int, out: Path) -> None:
     figures = {
         "run_seconds": run_end - run_start,
         "step_seconds": {s: steps[f"{DATASET}__{s}"] for s in STEPS},
+        "step_windows": {s: windows[f"{DATASET}__{s}"] for s in STEPS},
         "metadata": metadata,
         "check_passed": check.passed,
     }
@@ -113,15 +118,21 @@ class RssSampler(threading.Thread):
         self.process = psutil.Process(pid)
         self.interval = interval
         self.peak = 0
+        self.samples: list[tuple[float, int]] = []  # (wall clock, rss), to split by step
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
             try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
+                rss = self.process.memory_info().rss
             except psutil.Error:
                 break
+            self.peak = max(self.peak, rss)
+            self.samples.append((time.time(), rss))
             self._stop_event.wait(self.interval)
+
+    def peak_between(self, start: float, end: float) -> int:
+        return max((rss for at, rss in self.samples if start <= at <= end), default=0)
 
     def stop(self) -> int:
         self._stop_event.set()
@@ -258,20 +269,42 @@ def dlt_load(url: str, pages_dir: Path, sample: int, work: Path) -> tuple[int, f
 
 
 # -- orchestration -------------------------------------------------------------------------------
-def start_standin(year: int, rows: int) -> tuple[subprocess.Popen, str]:
+def start_standin(year: int, rows: int, warm: bool) -> tuple[subprocess.Popen, str]:
     command = [
         sys.executable,
         "-m",
         "ingest_assets.standin.nass_server",
+        "--api-key",
+        API_KEY,
         "--records-per-year",
         f"{year}={rows}",
     ]
+    if warm:
+        command.append("--cache-responses")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
     line = process.stdout.readline().strip()
     if not line.startswith("http"):
         process.kill()
         raise SystemExit(f"partition_bench: the NASS stand-in did not start (said {line!r})")
     return process, line
+
+
+def warm_standin(base_url: str, year: int) -> float:
+    """Request every slice of the year once, as the pipeline will, so that the stand-in renders
+    and caches each response before the timed run: the run then measures the client, not the
+    stand-in's record generator, which would otherwise take one of the two cores (the real
+    API's servers are not on this machine). Returns the seconds the stand-in took."""
+    from ingest_assets.catalog import load_catalog
+    from ingest_assets.sources.nass import NassApi
+
+    source = NassApi(api_key=API_KEY, base_url=base_url, min_interval_seconds=0).source(
+        load_catalog()[DATASET]
+    )
+    started = time.monotonic()
+    for part in source.plan(year).slices:
+        for _ in source.fetch(part):
+            pass
+    return time.monotonic() - started
 
 
 def database_urls() -> tuple[str, str]:
@@ -288,7 +321,8 @@ def table_name() -> str:
 
 
 def run_pipeline(year: int, env: dict[str, str], work: Path) -> tuple[dict[str, Any], float]:
-    """The Dagster run in a child process; (its figures, peak RSS in MB)."""
+    """The Dagster run in a child process; (its figures with the peak RSS of each step, the
+    run's peak RSS in MB)."""
     figures_path = work / "run.json"
     command = [sys.executable, __file__, "--run-year", str(year), "--out", str(figures_path)]
     child = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
@@ -300,14 +334,19 @@ def run_pipeline(year: int, env: dict[str, str], work: Path) -> tuple[dict[str, 
     if child.returncode:
         raise SystemExit(f"partition_bench: the pipeline run failed (exit {child.returncode})")
     peak = max(sampled, usage.ru_maxrss * 1024)
-    return json.loads(figures_path.read_text()), peak / 2**20
+    figures = json.loads(figures_path.read_text())
+    figures["step_peak_rss_mb"] = {
+        step: round(sampler.peak_between(*window) / 2**20, 1)
+        for step, window in figures.pop("step_windows").items()
+    }
+    return figures, peak / 2**20
 
 
 def rate(rows: int, seconds: float) -> float:
     return rows / seconds if seconds > 0 else 0.0
 
 
-def benchmark(rows: int, year: int, sample: int) -> dict[str, Any]:
+def benchmark(rows: int, year: int, sample: int, warm: bool = True) -> dict[str, Any]:
     warehouse, dagster_url = database_urls()
     table = table_name()
     work = Path(tempfile.mkdtemp(prefix="partition_bench_"))
@@ -316,7 +355,8 @@ def benchmark(rows: int, year: int, sample: int) -> dict[str, Any]:
         home = work / "dagster_home"
         home.mkdir()
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-        standin, base_url = start_standin(year, rows)
+        standin, base_url = start_standin(year, rows, warm)
+        standin_render_seconds = warm_standin(base_url, year) if warm else None
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
@@ -324,7 +364,7 @@ def benchmark(rows: int, year: int, sample: int) -> dict[str, Any]:
             "DATABASE_URL": warehouse,
             "INGEST_STAGING": str(work / "staging"),
             "NASS_BASE_URL": base_url,
-            "NASS_API_KEY": "test-key-0000-0000-0000-000000000000",
+            "NASS_API_KEY": API_KEY,
             "NASS_MIN_INTERVAL_SECONDS": "0",
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
@@ -359,6 +399,8 @@ def benchmark(rows: int, year: int, sample: int) -> dict[str, Any]:
     copy_rate = rate(copy_rows, copy_seconds)
     end_to_end = rate(rows, figures["run_seconds"])
     load = rate(rows, meta["facts"]["seconds"])
+    analyze_seconds = meta["facts"]["analyze_seconds"]
+    load_unanalyzed = rate(rows, meta["facts"]["seconds"] - analyze_seconds)
     dlt_rate = rate(dlt_rows, dlt_seconds)
     return {
         "rows": rows,
@@ -371,11 +413,14 @@ def benchmark(rows: int, year: int, sample: int) -> dict[str, Any]:
         "facts_step_rows_per_s": round(rate(rows, steps["facts"])),
         "load_rows_per_s": round(load),
         "load_copy_only_rows_per_s": round(rate(rows, meta["facts"]["copy_seconds"])),
+        "load_without_analyze_rows_per_s": round(load_unanalyzed),
         "copy_rows_per_s": round(copy_rate),
         "to_sql_rows_per_s": round(rate(to_sql_rows, to_sql_seconds)),
         "dlt_rows_per_s": round(dlt_rate),
         "peak_rss_mb": round(peak_mb, 1),
+        "step_peak_rss_mb": figures["step_peak_rss_mb"],
         "load_vs_copy": round(load / copy_rate, 3),
+        "load_without_analyze_vs_copy": round(load_unanalyzed / copy_rate, 3),
         "end_to_end_vs_copy": round(end_to_end / copy_rate, 3),
         "end_to_end_vs_dlt": round(end_to_end / dlt_rate, 2),
         "step_seconds": {k: round(v, 3) for k, v in steps.items()},
@@ -383,10 +428,13 @@ def benchmark(rows: int, year: int, sample: int) -> dict[str, Any]:
             "plan (get_counts, split)": round(steps["raw_pages"] - meta["raw_pages"]["seconds"], 3),
             "fetch and stage pages": meta["raw_pages"]["seconds"],
             "clean to Parquet": meta["cleaned"]["seconds"],
-            "load (COPY, reconcile, swap, commit)": meta["facts"]["seconds"],
+            "load (COPY, reconcile, ANALYZE, swap, commit)": meta["facts"]["seconds"],
             "of which COPY": meta["facts"]["copy_seconds"],
+            "of which ANALYZE": analyze_seconds,
         },
         "check_passed": figures["check_passed"],
+        "standin_prerendered": warm,
+        "standin_render_seconds": standin_render_seconds and round(standin_render_seconds, 3),
         "cpu_count": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
@@ -400,9 +448,14 @@ def print_table(result: dict[str, Any]) -> None:
         ("  cleaned step (decode, clean, Parquet)", result["clean_stage_rows_per_s"], ""),
         ("  facts step", result["facts_step_rows_per_s"], ""),
         (
-            "  load (COPY + reconcile + swap + commit)",
+            "  load (COPY, reconcile, ANALYZE, swap, commit)",
             result["load_rows_per_s"],
             f"{result['load_vs_copy']:.2f}x COPY",
+        ),
+        (
+            "    the same without ANALYZE (analyze: false)",
+            result["load_without_analyze_rows_per_s"],
+            f"{result['load_without_analyze_vs_copy']:.2f}x COPY",
         ),
         ("plain COPY from CSV, unindexed table", result["copy_rows_per_s"], "physical limit"),
         ("pandas to_sql", result["to_sql_rows_per_s"], f"on {sample:,} rows"),
@@ -415,7 +468,16 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"{'':48} {'rows/s':>10}")
     for label, value, note in rows:
         print(f"{label:48} {value:>10,}  {note}")
+    print(
+        "peak RSS (MB) by step: "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in result["step_peak_rss_mb"].items())
+    )
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["stage_seconds"].items()))
+    print(
+        f"stand-in: responses rendered before the run ({result['standin_render_seconds']:.1f} s)"
+        if result["standin_prerendered"]
+        else "stand-in: generated each response during the run (--cold-standin)"
+    )
     print(
         f"end to end = {result['end_to_end_vs_copy']:.2f}x plain COPY, "
         f"{result['end_to_end_vs_dlt']:.1f}x dlt"
@@ -430,12 +492,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sample", type=int, default=100_000, help="rows for the slow references (to_sql, dlt)"
     )
+    parser.add_argument(
+        "--cold-standin",
+        action="store_true",
+        help="let the stand-in generate each response during the timed run (it shares the cores)",
+    )
     parser.add_argument("--run-year", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run_year is not None:
         run_year(args.run_year, args.out)
         return 0
-    result = benchmark(args.rows, args.year, args.sample)
+    result = benchmark(args.rows, args.year, args.sample, warm=not args.cold_standin)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
     return 0

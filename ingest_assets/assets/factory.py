@@ -33,6 +33,7 @@ from ingest_assets.staging.frames import CleanedFrames, FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger
 from ingest_assets.warehouse.loader import (
+    COPY_BLOCK_ROWS,
     Counts,
     now,
     record_failure,
@@ -142,7 +143,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         io_manager_key="pages_io_manager",
         required_resource_keys={kind.resource.resource_key}
         | ({"warehouse"} if incremental else set()),
-        kinds={config.source, "json"},
+        kinds={config.source, config.page_format},
         pool=api_pool(config),
         retry_policy=FETCH_RETRY,
         description=f"Raw API responses for one year of {about}, staged as compressed files "
@@ -165,7 +166,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             label=name,
             plan=plan,
             fetch=_fail_fast(source.fetch),
-            suffix=source.page_suffix,
+            suffix=f".{config.page_format}",
             query=source.describe_query(year),
         )
 
@@ -237,7 +238,13 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             try:
                 load = _loader(mode, config, raw_pages.year_count)
                 result = load(
-                    conn, target, year, cleaned.batches(), counts, entry, analyze=config.analyze
+                    conn,
+                    target,
+                    year,
+                    cleaned.batches(COPY_BLOCK_ROWS),
+                    counts,
+                    entry,
+                    analyze=config.analyze,
                 )
             except Exception as exc:
                 conn.rollback()
@@ -282,6 +289,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "committed": dg.MetadataValue.bool(result.committed),
                 "seconds": dg.MetadataValue.float(round(result.seconds, 3)),
                 "copy_seconds": dg.MetadataValue.float(round(result.copy_seconds, 3)),
+                "analyze_seconds": dg.MetadataValue.float(round(result.analyze_seconds, 3)),
                 **figures,
             },
             check_results=[check],

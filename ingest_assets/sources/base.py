@@ -62,6 +62,11 @@ class DatasetConfig(BaseModel):
     def _identifier(cls, value: str) -> str:
         return check_identifier(value)
 
+    @property
+    def page_format(self) -> str:
+        """What raw pages are staged as: their file suffix and the ``raw_pages`` asset kind."""
+        return "json"
+
     @field_validator("refresh_views")
     @classmethod
     def _view_identifiers(cls, values: list[str]) -> list[str]:
@@ -136,7 +141,6 @@ class Source(ABC):
     """A source kind bound to one catalog entry and a live client."""
 
     kind: ClassVar[str]
-    page_suffix: str = ".json"  # a kind may choose per dataset (NASS: its response format)
 
     def __init__(self, config: DatasetConfig, client: Any) -> None:
         self.config = config

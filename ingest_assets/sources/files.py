@@ -50,6 +50,10 @@ class FilesDatasetConfig(TypedDatasetConfig):
     )
     chunk_rows: int = Field(100_000, ge=1, description="Most rows per staged page.")
 
+    @property
+    def page_format(self) -> str:
+        return "csv"
+
     @field_validator("mode")
     @classmethod
     def _full_only(cls, mode: str) -> str:
@@ -60,7 +64,6 @@ class FilesDatasetConfig(TypedDatasetConfig):
 
 class FilesSource(Source):
     kind: ClassVar[str] = "files"
-    page_suffix = ".csv"
     config: FilesDatasetConfig
 
     def __init__(self, config: FilesDatasetConfig, client: Any = None) -> None:

@@ -60,6 +60,10 @@ class NassDatasetConfig(DatasetConfig):
         "in parallel; pages are staged exactly as received in either.",
     )
 
+    @property
+    def page_format(self) -> str:
+        return self.response_format
+
     @field_validator("query")
     @classmethod
     def _known_parameters(cls, query: dict[str, QueryValue]) -> dict[str, QueryValue]:
@@ -180,7 +184,6 @@ class NassSource(Source):
         self, config: NassDatasetConfig, client: HttpClient, api_key: str, base_url: str | None
     ) -> None:
         super().__init__(config, client)
-        self.page_suffix = f".{config.response_format}"
         self._api_key = api_key
         self._base_url = (base_url or config.base_url).rstrip("/")
 

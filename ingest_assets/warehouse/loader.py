@@ -1,7 +1,8 @@
 """Loading a year: COPY the cleaned Parquet into a fresh table, reconcile, swap it in.
 
 Everything happens in one transaction under an advisory lock on (table, year):
-``CREATE`` a standalone table with ``CHECK (year = Y)``, stream the Parquet into it with COPY
+``CREATE`` a standalone table with ``CHECK (year IS NOT NULL AND year = Y)`` (what the
+partition bound implies, so ATTACH need not scan it), stream the Parquet into it with COPY
 (pyarrow formats CSV blocks in C++; no Python row objects; FREEZE, as the table is new), take the
 server's count of the rows COPY inserted and compare it with the source, staged and cleaned
 counts. Only if all four agree is the old year's partition detached and dropped and the new one
@@ -61,6 +62,7 @@ class LoadResult:
     replaced: int
     seconds: float
     copy_seconds: float
+    analyze_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     year_source: int | None = None  # incremental: the source's count for the whole year
     year_rows: int | None = None  # incremental: the year's rows in the table after merging
@@ -148,9 +150,10 @@ def replace_year(
         staging = target.partition_ident(year, "_load")
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
         conn.execute(
-            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS, CHECK (year = {}))").format(
-                staging, target.ident, sql.Literal(year)
-            )
+            sql.SQL(
+                "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS, "
+                "CHECK (year IS NOT NULL AND year = {}))"
+            ).format(staging, target.ident, sql.Literal(year))
         )
         copy_started = time.monotonic()
         loaded = copy_into(conn, staging, target.column_list, csv_blocks(batches), freeze=True)
@@ -158,6 +161,10 @@ def replace_year(
         result = LoadResult(year, counts, loaded, False, 0, 0.0, copy_seconds)
         if not result.reconciled:
             raise psycopg.Rollback(tx)
+        if analyze:  # before DETACH takes the parent's exclusive lock; statistics survive ATTACH
+            analyze_started = time.monotonic()
+            conn.execute(sql.SQL("ANALYZE {}").format(staging))
+            result.analyze_seconds = time.monotonic() - analyze_started
         current = target.partition_ident(year)
         if partition_exists(conn, target, year):
             result.replaced = conn.execute(
@@ -177,8 +184,6 @@ def replace_year(
                 target.ident, current, sql.Literal(year)
             )
         )
-        if analyze:
-            conn.execute(sql.SQL("ANALYZE {}").format(current))
         ledger.record(conn, entry, "loaded", loaded)
         result.committed = True
     result.seconds = time.monotonic() - started
@@ -296,7 +301,9 @@ def upsert_year(
         if newest is not None and (previous is None or _watermark_text(newest) > previous):
             ledger.write_watermark(conn, entry.dataset, year, _watermark_text(newest))
         if analyze:
+            analyze_started = time.monotonic()
             conn.execute(sql.SQL("ANALYZE {}").format(target.partition_ident(year)))
+            result.analyze_seconds = time.monotonic() - analyze_started
         ledger.record(conn, entry, "loaded", loaded)
         result.committed = True
     result.seconds = time.monotonic() - started

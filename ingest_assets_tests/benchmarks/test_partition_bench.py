@@ -52,3 +52,4 @@ def test_benchmark_reports_every_figure(
     assert result["reference_sample_rows"] == 20_000
     assert result["check_passed"] is True
     assert "plain COPY" in completed.stdout and "on 20,000 rows" in completed.stdout
+    assert result["standin_prerendered"] is True and result["standin_render_seconds"] > 0

@@ -34,7 +34,7 @@ def _source(standin: NassStandIn, response_format: str = "csv") -> NassSource:
 
 def test_a_csv_page_is_counted_and_its_body_kept_as_received(standin):
     source = _source(standin)
-    assert source.page_suffix == ".csv"
+    assert source.config.page_format == "csv"
     [part] = source.plan(2020).slices
     [page] = source.fetch(part)
     assert page.body.startswith(b'"source_desc","sector_desc",')
@@ -43,7 +43,7 @@ def test_a_csv_page_is_counted_and_its_body_kept_as_received(standin):
 
 def test_a_json_page_is_counted_and_its_body_kept_as_received(standin):
     source = _source(standin, "json")
-    assert source.page_suffix == ".json"
+    assert source.config.page_format == "json"
     [part] = source.plan(2020).slices
     [page] = source.fetch(part)
     assert page.rows == 5_000 == len(orjson.loads(page.body)["data"])

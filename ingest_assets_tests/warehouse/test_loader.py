@@ -105,3 +105,35 @@ def test_a_table_that_drifted_from_the_catalog_is_refused(warehouse_url):
         conn.commit()
         with pytest.raises(WarehouseError, match=r"missing column\(s\) \['code'"):
             _load(conn, 2020, 10)
+
+
+def test_a_replaced_year_is_attached_with_planner_statistics(warehouse_url):
+    """ANALYZE runs on the new table before the swap, and its statistics survive ATTACH."""
+    with psycopg.connect(warehouse_url) as conn:
+        _load(conn, 2020, 40_000)  # spans several blocks of COPY_BLOCK_ROWS
+        _load(conn, 2020, 30_000, offset=7)
+        tuples, analyzed = conn.execute(
+            "SELECT c.reltuples, s.last_analyze IS NOT NULL FROM pg_class c "
+            "JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relname = 'facts_test_y2020'"
+        ).fetchone()
+        columns = conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'facts_test_y2020'"
+        ).fetchone()[0]
+        assert conn.execute("SELECT count(*) FROM facts_test").fetchone()[0] == 30_000
+    assert tuples == 30_000 and analyzed
+    assert columns == len(COLUMNS)
+
+
+def test_the_new_year_table_carries_the_partition_bound_so_attach_need_not_scan(warehouse_url):
+    """A nullable ``year`` with only ``CHECK (year = Y)`` would not imply the bound
+    (``year IS NOT NULL AND year = Y``) and ATTACH would scan every row under the lock."""
+    notices: list[str] = []
+    with psycopg.connect(warehouse_url) as conn:
+        conn.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary))
+        conn.execute("SET client_min_messages = debug1")
+        _load(conn, 2020, 10)
+    assert (
+        'partition constraint for table "facts_test_y2020" is implied by existing constraints'
+        in notices
+    )
+    assert not any(n.startswith("verifying table") for n in notices)
