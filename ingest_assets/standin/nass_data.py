@@ -320,11 +320,8 @@ _DOMAINS = (
     ("ECONOMIC CLASS", "(${lo:,} TO ${hi:,})", 5_000),
 )
 
-# Where a row (FIELDS order) holds the per-record fields: statisticcat_desc, unit_desc,
-# short_desc, domain_desc and domaincat_desc from _ROW_STATISTIC on, Value and CV (%) last.
-_ROW_STATISTIC = FIELDS.index("statisticcat_desc")
-_ROW_MIDDLE = FIELDS.index("domaincat_desc") + 1
-_ROW_VALUE = FIELDS.index("Value")
+_ROW_POSITIONS = tuple(map(FIELDS.index, _PER_RECORD))
+"""Where a row (a tuple in FIELDS order) holds the fields of _PER_RECORD, in its order."""
 
 # Hierarchy levels; each filterable field is fixed at exactly one of them.
 _CONSTANT, _YEAR, _STATE, _COUNTY, _COMMODITY, _STATISTIC, _CATEGORY = range(7)
@@ -848,9 +845,14 @@ class NassDataset:
 
     def _leaf_rows(self, query: _Query, node: _Node) -> Iterator[Row]:
         fixed = self._leaf_fixed(node)
-        head = tuple(str(fixed[f]) for f in FIELDS[:_ROW_STATISTIC])
-        middle = tuple(str(fixed[f]) for f in FIELDS[_ROW_MIDDLE:_ROW_VALUE])
-        yield from [
-            (*head, *statistic[:3], *category, *middle, value, cv)
-            for statistic, category, value, cv in self._leaf_cells(query, node)
-        ]
+        template = [str(fixed[f]) for f in FIELDS]
+        stat, unit, short, domain, domaincat, value_at, cv_at = _ROW_POSITIONS
+        for statistic, category, value, cv in self._leaf_cells(query, node):
+            row = template.copy()
+            row[stat] = statistic.statisticcat_desc
+            row[unit] = statistic.unit_desc
+            row[short] = statistic.short_desc
+            row[domain], row[domaincat] = category
+            row[value_at] = value
+            row[cv_at] = cv
+            yield tuple(row)
