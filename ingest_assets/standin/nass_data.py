@@ -20,48 +20,7 @@ from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
-FIELDS: tuple[str, ...] = (
-    "source_desc",
-    "sector_desc",
-    "group_desc",
-    "commodity_desc",
-    "class_desc",
-    "prodn_practice_desc",
-    "util_practice_desc",
-    "statisticcat_desc",
-    "unit_desc",
-    "short_desc",
-    "domain_desc",
-    "domaincat_desc",
-    "agg_level_desc",
-    "state_ansi",
-    "state_fips_code",
-    "state_alpha",
-    "state_name",
-    "asd_code",
-    "asd_desc",
-    "county_ansi",
-    "county_code",
-    "county_name",
-    "region_desc",
-    "zip_5",
-    "watershed_code",
-    "watershed_desc",
-    "congr_district_code",
-    "country_code",
-    "country_name",
-    "location_desc",
-    "year",
-    "freq_desc",
-    "begin_code",
-    "end_code",
-    "reference_period_desc",
-    "week_ending",
-    "load_time",
-    "Value",
-    "CV (%)",
-)
-"""The 39 record fields in the canonical (CSV header) order of the reference, §2.1."""
+from ingest_assets.sources.nass_fields import FIELDS
 
 DEFAULT_YEARS = range(2000, 2026)
 """Years every dataset has; `records_per_year` may add more."""

@@ -29,13 +29,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from ingest_assets.sources.nass_fields import FIELDS
 from ingest_assets.standin.http import (
     COMMON_FAULTS,
     FaultQueue,
     ServedStandIn,
     TrackedHandler,
 )
-from ingest_assets.standin.nass_data import FIELDS, NassDataset, Record, Row
+from ingest_assets.standin.nass_data import NassDataset, Record, Row
 
 logger = logging.getLogger(__name__)
 
