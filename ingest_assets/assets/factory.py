@@ -301,4 +301,4 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
 def _clean_pages(cleaner: Cleaner, staged: StagedPages, year: int) -> Iterator[pa.Table]:
     for entry, body in staged.bodies():
         where = f"dataset {cleaner.config.name}, year {year}, slice {entry['key']}"
-        yield cleaner.clean_page(body, year, where)
+        yield from cleaner.clean_chunks(body, year, where)

@@ -136,6 +136,11 @@ class Cleaner(ABC):
         """Type one staged page; a kind may override this with a path that skips records."""
         return self.clean(self.parse_page(body), year, where)
 
+    def clean_chunks(self, body: bytes, year: int, where: str) -> Iterator[pa.Table]:
+        """Type one staged page as a stream of tables; a kind whose pages can be parsed in
+        blocks overrides this to bound memory by the block, not the page."""
+        yield self.clean_page(body, year, where)
+
 
 class Source(ABC):
     """A source kind bound to one catalog entry and a live client."""

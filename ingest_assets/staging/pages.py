@@ -176,7 +176,7 @@ class StagedPagesIOManager(dg.ConfigurableIOManager):
         total = len(plan.slices)
         # the next page is fetched (received, counted) on a second thread while this one is
         # compressed and written
-        arrivals = closing(ahead(_arrivals(plan, reusable, obj.fetch), 2, "fetch-ahead"))
+        arrivals = closing(ahead(_arrivals(plan, reusable, obj.fetch), 1, "fetch-ahead"))
         entry: dict[str, Any] | None = None
         with arrivals as stream:
             for number, previous, page in stream:

@@ -4,6 +4,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from ingest_assets.cleaning.nass import COLUMNS, NassCleaner, _read_page, clean_records
@@ -196,3 +197,22 @@ def test_csv_values_are_typed_and_checked_like_json_values():
         cleaner.clean_page(_csv_with((b'"161.2"', b'"12x"')), 2012, "t")
     rows = cleaner.clean_page(_csv_with((b'"161.2"', b'"               (D)"')), 2012, "t")
     assert (rows.column("value")[0].as_py(), rows.column("value_code")[0].as_py()) == (None, "(D)")
+
+
+def test_a_big_csv_page_is_cleaned_in_bounded_chunks_equal_to_the_json_page():
+    from ingest_assets.standin.nass_data import NassDataset
+    from ingest_assets.standin.nass_server import NassStandIn
+
+    bodies = {}
+    with NassStandIn(NassDataset({2020: 30_000})) as standin:
+        for fmt in ("CSV", "JSON"):
+            url = f"{standin.base_url}/api_GET/?key={standin.api_key}&year=2020&format={fmt}"
+            with urllib.request.urlopen(url) as response:
+                bodies[fmt] = response.read()
+    cleaner = NassCleaner(CONFIG)
+    chunks = list(cleaner.clean_chunks(bodies["CSV"], 2020, "t"))
+    assert len(chunks) > 1 and max(c.num_rows for c in chunks) < 15_000
+    assert sum(c.num_rows for c in chunks) == 30_000
+    from_csv = pa.concat_tables(chunks)
+    assert from_csv.equals(cleaner.clean_page(bodies["JSON"], 2020, "t"))
+    assert from_csv.equals(cleaner.clean_page(bodies["CSV"], 2020, "t"))
