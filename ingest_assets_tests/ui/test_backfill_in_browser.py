@@ -88,10 +88,23 @@ def dagster_ui(
 
 def _launch_backfill(page, base_url: str) -> str:
     """Materialize all… → Custom range 2021…2023 → Launch backfill; return the backfill id."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(base_url + GROUP_PATH)
-    page.get_by_role("button", name="Materialize all").click(timeout=120_000)
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Launch runs to materialize 3 assets").wait_for()
+    # Only the launch dialog: Dagster's "join the community" dialog may open over the page at
+    # any moment; when it swallowed the click, dismiss it and click again.
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize 3 assets")
+    skip = page.get_by_role("button", name="Skip")
+    for attempt in range(3):
+        if skip.is_visible():
+            skip.click()
+        page.get_by_role("button", name="Materialize all").click(timeout=120_000)
+        try:
+            dialog.wait_for(timeout=30_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     dialog.get_by_role("button", name="Custom").click()
     years = dialog.get_by_placeholder(re.compile(r"^ex: "))
     years.fill(f"[{min(RECORDS)}...{max(RECORDS)}]")
