@@ -21,15 +21,16 @@ def test_items_arrive_in_order_from_another_thread():
     assert threads == {"producer"}
 
 
+def _recorded(count: int, produced: list[int]):
+    """0..count-1, noting each item in ``produced`` as it is made."""
+    for i in range(count):
+        produced.append(i)
+        yield i
+
+
 def test_the_producer_stays_at_most_depth_items_ahead():
     produced = []
-
-    def produce():
-        for i in range(50):
-            produced.append(i)
-            yield i
-
-    items = ahead(produce(), depth=2)
+    items = ahead(_recorded(50, produced), depth=2)
     assert next(items) == 0
     time.sleep(0.3)  # give the producer every chance to run further ahead
     # one consumed, two waiting in the queue, one produced and blocked on the full queue
@@ -52,13 +53,7 @@ def test_an_error_in_the_producer_is_raised_where_it_happened():
 
 def test_a_consumer_that_stops_early_stops_the_producer():
     produced = []
-
-    def produce():
-        for i in range(10_000):
-            produced.append(i)
-            yield i
-
-    with closing(ahead(produce(), depth=2)) as items:
+    with closing(ahead(_recorded(10_000, produced), depth=2)) as items:
         for item in items:
             if item == 5:
                 break
