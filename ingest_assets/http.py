@@ -178,11 +178,15 @@ class HttpClient:
             )
         try:
             data = decode(body) if body else None
-        except ValueError:  # orjson.JSONDecodeError and pyarrow's ArrowInvalid are ValueErrors
+        except ValueError as exc:  # orjson.JSONDecodeError and pyarrow's ArrowInvalid are
             if 200 <= status < 300:
-                # A 200 that is not JSON is a cut-off transfer or a proxy's HTML page: transient.
+                # A 200 that does not decode is a cut-off transfer or a proxy's HTML page:
+                # transient. The decoder's reason says which (a short row, a stray '<').
                 excerpt = self.redact(body[:120].decode("utf-8", "replace"))
-                raise RetryableResponse(f"HTTP {status} body is not JSON: {excerpt!r}") from None
+                reason = self.redact(str(exc).splitlines()[0][:120]) if str(exc) else ""
+                raise RetryableResponse(
+                    f"HTTP {status} body does not decode ({reason}): {excerpt!r}"
+                ) from None
             data = None
         return JsonResponse(status, body, data, dict(response.headers), 0)
 
@@ -198,7 +202,7 @@ class HttpClient:
         """GET ``url``; retry transient faults; return any final answer (2xx or 4xx) to the caller.
 
         ``what`` names the request (dataset, year, slice) in every error it may raise. ``decode``
-        turns the body into ``data`` and raises ValueError if it is not JSON (a 2xx then counts
+        turns the body into ``data`` and raises ValueError if it does not decode (a 2xx then counts
         as a cut-off transfer and is retried); a caller that needs less than every value decoded
         into Python objects passes its own.
         """

@@ -119,7 +119,7 @@ def test_a_response_that_is_not_json_is_retried_then_refused_naming_the_slice(ca
         list(source.fetch(part))
     message = str(failure.value)
     assert message.startswith(f"dataset nass_bad, year {YEAR}: gave up after 6 attempts")
-    assert "body is not JSON" in message and "Scheduled maintenance" in message
+    assert "body does not decode" in message and "Scheduled maintenance" in message
     assert canned.requests.count("api/api_GET") == 6
     tally.add("bad_inputs")
 
