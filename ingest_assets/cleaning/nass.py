@@ -153,16 +153,6 @@ _CSV_CONVERT = pacsv.ConvertOptions(
 )
 
 
-def _read_csv(body: bytes, where: str) -> pa.Table:
-    """A CSV page as one string column per field (parsed in C++ across threads)."""
-    try:
-        return pacsv.read_csv(
-            pa.py_buffer(body), parse_options=CSV_PARSE, convert_options=_CSV_CONVERT
-        )
-    except pa.ArrowInvalid as exc:
-        raise CleaningError(f"{where}: staged CSV page does not parse: {exc}") from None
-
-
 CSV_BLOCK_BYTES = 4 << 20  # ~9,000 records: what one cleaned chunk holds, whatever the page size
 
 
@@ -206,7 +196,11 @@ class NassCleaner(Cleaner):
 
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
         if is_csv(body):
-            return _read_csv(body, "staged page").to_pylist()
+            return [
+                record
+                for raw in _csv_chunks(body, "staged page")
+                for record in pa.table(raw).to_pylist()
+            ]
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
