@@ -23,12 +23,12 @@ import dagster as dg
 import pyarrow as pa
 
 from ingest_assets.automation.policies import backfill_policy
-from ingest_assets.cleaning.types import arrow_schema
-from ingest_assets.http import SourceError, SourceUnavailable
+from ingest_assets.cleaning.columns import arrow_schema
+from ingest_assets.errors import SourceError, SourceUnavailable
+from ingest_assets.kinds.base import Cleaner, DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.registry import SOURCE_KINDS
+from ingest_assets.kinds.typed import TypedDatasetConfig, parse_interval
 from ingest_assets.partitions import yearly_partitions
-from ingest_assets.sources.base import Cleaner, DatasetConfig, Page, Plan, Slice, Source
-from ingest_assets.sources.columns import TypedDatasetConfig, parse_interval
-from ingest_assets.sources.registry import SOURCE_KINDS
 from ingest_assets.staging.frames import CleanedFrames, FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger

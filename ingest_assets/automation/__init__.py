@@ -14,7 +14,7 @@ import dagster as dg
 from ingest_assets.automation.notifications import notify_run_failure, notify_run_success
 from ingest_assets.automation.schedules import refresh_schedule
 from ingest_assets.automation.sensors import new_data_sensor
-from ingest_assets.sources.base import DatasetConfig
+from ingest_assets.kinds.base import DatasetConfig
 
 
 def automation_definitions(catalog: Mapping[str, DatasetConfig]) -> dg.Definitions:

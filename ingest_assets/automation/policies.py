@@ -13,7 +13,7 @@ import warnings
 
 import dagster as dg
 
-from ingest_assets.sources.base import DatasetConfig
+from ingest_assets.kinds.base import DatasetConfig
 
 # `backfill_policy=` on @asset is marked beta in 1.13; one-run-per-partition is also Dagster's
 # default, so the warning says nothing actionable on every load of the definitions.

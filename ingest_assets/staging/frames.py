@@ -18,8 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest_assets.errors import StagingError
 from ingest_assets.prefetch import ahead
-from ingest_assets.staging.files import StagingArea, StagingError
+from ingest_assets.staging.storage import StagingArea
 
 
 @dataclass

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
-from ingest_assets.sources.nass_fields import FIELDS
+from ingest_assets.kinds.nass.fields import FIELDS
 
 DEFAULT_YEARS = range(2000, 2026)
 """Years every dataset has; `records_per_year` may add more."""

@@ -30,15 +30,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
+from ingest_assets.errors import WarehouseError
 from ingest_assets.prefetch import ahead
 from ingest_assets.warehouse import ledger
-from ingest_assets.warehouse.tables import (
-    FactsTable,
-    WarehouseError,
-    ensure_table,
-    partition_exists,
-    year_count,
-)
+from ingest_assets.warehouse.tables import FactsTable, ensure_table, partition_exists, year_count
 
 COPY_BLOCK_ROWS = 16_384  # ~7 MB of CSV: small enough to keep two in flight
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=COPY_BLOCK_ROWS)

@@ -8,7 +8,7 @@ from ingest_assets.assets.factory import dataset_assets
 from ingest_assets.automation import automation_definitions
 from ingest_assets.automation.schedules import refresh_schedule
 from ingest_assets.definitions import build_resources
-from ingest_assets.sources.nass import NassDatasetConfig
+from ingest_assets.kinds.nass.config import NassDatasetConfig
 
 QUERY = {"source_desc": "SURVEY"}
 

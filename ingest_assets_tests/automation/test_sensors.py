@@ -6,7 +6,8 @@ import dagster as dg
 import pytest
 
 from ingest_assets.automation.sensors import WatchCursor, check_years, new_data_sensor
-from ingest_assets.sources.nass import NassApi, NassDatasetConfig
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.assets.test_nass_pipeline import QUERY, materialize, table_rows
