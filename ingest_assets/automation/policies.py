@@ -20,8 +20,7 @@ from ingest_assets.kinds.base import DatasetConfig
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 ONE_YEAR_PER_RUN = dg.BackfillPolicy.multi_run(1)
-BACKFILL_POLICIES: dict[str, dg.BackfillPolicy] = {}  # source kind -> policy, if not the default
 
 
 def backfill_policy(config: DatasetConfig) -> dg.BackfillPolicy:
-    return BACKFILL_POLICIES.get(config.source, ONE_YEAR_PER_RUN)
+    return ONE_YEAR_PER_RUN

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
@@ -108,7 +108,6 @@ class Page:
     index: int
     body: bytes
     rows: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Cleaner(ABC):

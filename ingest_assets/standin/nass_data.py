@@ -604,10 +604,6 @@ class NassDataset:
         with self._lock:
             return tuple(sorted(self._totals))
 
-    def records_in_year(self, year: int) -> int:
-        with self._lock:
-            return self._totals.get(year, 0)
-
     def revision(self, year: int) -> int:
         with self._lock:
             return self._revisions.get(year, 0)

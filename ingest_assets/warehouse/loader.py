@@ -22,7 +22,7 @@ import io
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -58,7 +58,6 @@ class LoadResult:
     seconds: float
     copy_seconds: float
     analyze_seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
     year_source: int | None = None  # incremental: the source's count for the whole year
     year_rows: int | None = None  # incremental: the year's rows in the table after merging
     inserted: int = 0
