@@ -151,14 +151,18 @@ class HttpClient:
 
     def _attempt(
         self,
+        method: str,
         url: str,
         params: Any,
+        json_body: Any,
         headers: Mapping[str, str] | None,
         decode: Callable[[bytes], Any],
     ) -> Response:
         self._pace()
         try:
-            response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
+            response = self.session.request(
+                method, url, params=params, json=json_body, headers=headers, timeout=self.timeout
+            )
             body = response.content
         except TRANSPORT_ERRORS as exc:
             raise RetryableResponse(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
@@ -200,6 +204,30 @@ class HttpClient:
         as a cut-off transfer and is retried); a caller that needs less than every value decoded
         into Python objects passes its own.
         """
+        return self._send("GET", url, params, None, what, headers, decode)
+
+    def post(
+        self,
+        url: str,
+        json_body: Any,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ) -> Response:
+        """POST ``json_body`` (a query, not a change: retried like a GET) to ``url``."""
+        return self._send("POST", url, None, json_body, what, headers, decode)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Any,
+        json_body: Any,
+        what: str,
+        headers: Mapping[str, str] | None,
+        decode: Callable[[bytes], Any],
+    ) -> Response:
         retrying = Retrying(
             stop=stop_any(
                 stop_after_attempt(self.max_attempts), stop_before_delay(self.max_total_seconds)
@@ -217,7 +245,7 @@ class HttpClient:
                     attempts += 1
                     if attempts > 1:
                         self.retries += 1
-                    result = self._attempt(url, params, headers, decode)
+                    result = self._attempt(method, url, params, json_body, headers, decode)
         except RetryableResponse as exc:
             raise SourceUnavailable(
                 f"{what}: gave up after {attempts} attempts in "
