@@ -68,7 +68,8 @@ def _split_soql(text: str) -> dict[str, str]:
 
 def rows_body(rows: Iterable[Mapping[str, Any]]) -> bytes:
     """Rows laid out as SODA3 does (an empty answer is ``[\\n]\\n``)."""
-    return b"[\n" + b",\n".join(orjson.dumps(row) for row in rows) + b"\n]\n"
+    lines = [orjson.dumps(row) for row in rows]
+    return b"[\n" + b"".join([b",\n".join(lines), b"\n"] if lines else []) + b"]\n"
 
 
 def iso(epoch: int) -> str:
