@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, quote_plus
 
 import orjson
@@ -87,6 +87,14 @@ def _retry_after_seconds(value: str | None) -> float | None:
             return None
 
 
+class _Request(NamedTuple):
+    method: str
+    url: str
+    params: Any
+    json_body: Any
+    headers: Mapping[str, str] | None
+
+
 class HttpClient:
     """GETs JSON with bounded, jittered retries and secret-free errors.
 
@@ -149,19 +157,16 @@ class HttpClient:
                 time.sleep(wait)
             self._last_request = time.monotonic()
 
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        params: Any,
-        json_body: Any,
-        headers: Mapping[str, str] | None,
-        decode: Callable[[bytes], Any],
-    ) -> Response:
+    def _attempt(self, request: _Request, decode: Callable[[bytes], Any]) -> Response:
         self._pace()
         try:
             response = self.session.request(
-                method, url, params=params, json=json_body, headers=headers, timeout=self.timeout
+                request.method,
+                request.url,
+                params=request.params,
+                json=request.json_body,
+                headers=request.headers,
+                timeout=self.timeout,
             )
             body = response.content
         except TRANSPORT_ERRORS as exc:
@@ -204,7 +209,7 @@ class HttpClient:
         as a cut-off transfer and is retried); a caller that needs less than every value decoded
         into Python objects passes its own.
         """
-        return self._send("GET", url, params, None, what, headers, decode)
+        return self._send(_Request("GET", url, params, None, headers), what, decode)
 
     def post(
         self,
@@ -216,18 +221,9 @@ class HttpClient:
         decode: Callable[[bytes], Any] = orjson.loads,
     ) -> Response:
         """POST ``json_body`` (a query, not a change: retried like a GET) to ``url``."""
-        return self._send("POST", url, None, json_body, what, headers, decode)
+        return self._send(_Request("POST", url, None, json_body, headers), what, decode)
 
-    def _send(
-        self,
-        method: str,
-        url: str,
-        params: Any,
-        json_body: Any,
-        what: str,
-        headers: Mapping[str, str] | None,
-        decode: Callable[[bytes], Any],
-    ) -> Response:
+    def _send(self, request: _Request, what: str, decode: Callable[[bytes], Any]) -> Response:
         retrying = Retrying(
             stop=stop_any(
                 stop_after_attempt(self.max_attempts), stop_before_delay(self.max_total_seconds)
@@ -245,7 +241,7 @@ class HttpClient:
                     attempts += 1
                     if attempts > 1:
                         self.retries += 1
-                    result = self._attempt(method, url, params, json_body, headers, decode)
+                    result = self._attempt(request, decode)
         except RetryableResponse as exc:
             raise SourceUnavailable(
                 f"{what}: gave up after {attempts} attempts in "
