@@ -8,10 +8,12 @@ import dagster as dg
 import pytest
 
 from ingest_assets.automation import notifications
+from ingest_assets.dataset import dataset_assets
+from ingest_assets.definitions import build_resources
 from ingest_assets.sources.nass import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
-from ingest_assets_tests.assets.test_nass_pipeline import materialize
+from ingest_assets_tests.assets.test_nass_pipeline import CONFIG, materialize
 from ingest_assets_tests.support.pipeline import nass_resources
 
 
@@ -67,6 +69,9 @@ def status_context(instance, result, event, sensor):
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         dagster_event=event,
+        repository_def=dg.Definitions(
+            assets=dataset_assets(CONFIG), resources=build_resources()
+        ).get_repository_def(),
     )
 
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ingest_assets.assets.factory import dataset_assets
+from ingest_assets.dataset import dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.sources.nass import NassApi, NassDatasetConfig
 from ingest_assets.standin.nass_data import NassDataset
