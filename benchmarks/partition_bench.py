@@ -206,7 +206,7 @@ def staged_records(pages_dir: Path, sample: int) -> Iterator[list[dict[str, Any]
     import pyarrow as pa
 
     from ingest_assets.catalog import load_catalog
-    from ingest_assets.cleaning.nass import NassCleaner
+    from ingest_assets.kinds.nass.cleaner import NassCleaner
 
     cleaner = NassCleaner(load_catalog()[DATASET])
     codec = pa.Codec("zstd")
@@ -294,7 +294,7 @@ def warm_standin(base_url: str, year: int) -> float:
     stand-in's record generator, which would otherwise take one of the two cores (the real
     API's servers are not on this machine). Returns the seconds the stand-in took."""
     from ingest_assets.catalog import load_catalog
-    from ingest_assets.sources.nass import NassApi
+    from ingest_assets.kinds.nass.source import NassApi
 
     source = NassApi(api_key=API_KEY, base_url=base_url, min_interval_seconds=0).source(
         load_catalog()[DATASET]

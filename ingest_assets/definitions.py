@@ -17,7 +17,7 @@ from ingest_assets.catalog import load_catalog
 from ingest_assets.dataset import dataset_definitions
 from ingest_assets.embedded import ingest_home
 from ingest_assets.executors import executor_from_env
-from ingest_assets.sources.registry import SOURCE_KINDS
+from ingest_assets.kinds.registry import SOURCE_KINDS
 from ingest_assets.staging.frames import ParquetFramesIOManager
 from ingest_assets.staging.pages import StagedPagesIOManager
 from ingest_assets.warehouse.resource import Warehouse

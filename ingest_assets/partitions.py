@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ingest_assets.sources.base import DatasetConfig
+from ingest_assets.kinds.base import DatasetConfig
 
 
 def yearly_partitions(config: DatasetConfig) -> dg.TimeWindowPartitionsDefinition:

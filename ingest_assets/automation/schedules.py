@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from ingest_assets.sources.base import DatasetConfig
+from ingest_assets.kinds.base import DatasetConfig
 
 
 def refresh_years(config: DatasetConfig, year: int) -> list[int]:

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ingest_assets.http import HttpClient
-from ingest_assets.sources.base import DatasetConfig, Source
-from ingest_assets.sources.registry import SOURCE_KINDS
+from ingest_assets.kinds.base import DatasetConfig, Source
+from ingest_assets.kinds.registry import SOURCE_KINDS
 
 YEARS_PER_TICK = 10
 TICK_BUDGET_SECONDS = 30.0

@@ -16,11 +16,11 @@ from datetime import datetime
 import dagster as dg
 import pyarrow as pa
 
-from ingest_assets.cleaning.types import arrow_schema
+from ingest_assets.cleaning.columns import arrow_schema
 from ingest_assets.dataset.spec import DatasetSpec, api_pool
-from ingest_assets.http import SourceError, SourceUnavailable
-from ingest_assets.sources.base import Cleaner, Page, Plan, Slice, Source
-from ingest_assets.sources.columns import TypedDatasetConfig, parse_interval
+from ingest_assets.errors import SourceError, SourceUnavailable
+from ingest_assets.kinds.base import Cleaner, Page, Plan, Slice, Source
+from ingest_assets.kinds.typed import TypedDatasetConfig, parse_interval
 from ingest_assets.staging.frames import FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger

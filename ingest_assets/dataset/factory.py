@@ -16,7 +16,7 @@ from ingest_assets.automation.sensors import new_data_sensor
 from ingest_assets.dataset.assets import cleaned_asset, raw_pages_asset
 from ingest_assets.dataset.facts import facts_asset
 from ingest_assets.dataset.spec import DatasetSpec
-from ingest_assets.sources.base import DatasetConfig
+from ingest_assets.kinds.base import DatasetConfig
 
 
 def job_name(dataset: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ingest_assets.dataset.spec import DatasetSpec
-from ingest_assets.sources.columns import TypedDatasetConfig
+from ingest_assets.kinds.typed import TypedDatasetConfig
 from ingest_assets.staging.frames import CleanedFrames
 from ingest_assets.staging.pages import StagedPages
 from ingest_assets.warehouse import ledger

@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 import dagster as dg
 
 from ingest_assets.automation.policies import backfill_policy
+from ingest_assets.kinds.base import DatasetConfig, Source
+from ingest_assets.kinds.registry import SOURCE_KINDS, SourceKind
 from ingest_assets.partitions import yearly_partitions
-from ingest_assets.sources.base import DatasetConfig, Source
-from ingest_assets.sources.registry import SOURCE_KINDS, SourceKind
 from ingest_assets.warehouse.tables import FactsTable
 
 FULL_RELOAD_TAG = "ingest/full_reload"

@@ -14,11 +14,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from ingest_assets.cleaning.types import Column
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse does not match what the catalog declares, or a load cannot proceed."""
+from ingest_assets.cleaning.columns import Column
+from ingest_assets.errors import WarehouseError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from ingest_assets.dataset import dataset_assets, dataset_definitions
 from ingest_assets.dataset.factory import dataset_job
 from ingest_assets.dataset.spec import DatasetSpec
 from ingest_assets.definitions import build_resources
-from ingest_assets.sources.nass import NassDatasetConfig
+from ingest_assets.kinds.nass.config import NassDatasetConfig
 
 QUERY = {"source_desc": "SURVEY"}
 

@@ -10,7 +10,8 @@ from ingest_assets.dataset import dataset_assets
 from ingest_assets.dataset.factory import dataset_job
 from ingest_assets.dataset.spec import DatasetSpec
 from ingest_assets.definitions import build_resources
-from ingest_assets.sources.nass import NassApi, NassDatasetConfig
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.assets.test_nass_pipeline import QUERY, materialize, table_rows

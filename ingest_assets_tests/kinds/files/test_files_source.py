@@ -10,8 +10,9 @@ import pytest
 
 from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
-from ingest_assets.http import SourceError
-from ingest_assets.sources.files import FilesDatasetConfig, FilesSource
+from ingest_assets.errors import SourceError
+from ingest_assets.kinds.files.config import FilesDatasetConfig
+from ingest_assets.kinds.files.source import FilesSource
 
 HEADERS = ["Year", "State Code", "Commodity", "Value", "Load Time"]
 

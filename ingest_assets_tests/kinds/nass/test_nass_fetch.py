@@ -6,9 +6,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from ingest_assets.http import HttpClient, SourceUnavailable
-from ingest_assets.sources.nass import NassDatasetConfig, NassSource, RecordCount, _count_or_decode
-from ingest_assets.sources.nass_fields import FIELDS
+from ingest_assets.errors import SourceUnavailable
+from ingest_assets.http import HttpClient
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.fields import FIELDS
+from ingest_assets.kinds.nass.pages import RecordCount, count_or_decode
+from ingest_assets.kinds.nass.source import NassSource
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 
@@ -68,27 +71,27 @@ def test_csv_and_json_pages_of_a_slice_hold_the_same_records(standin):
 
 
 def test_count_or_decode_counts_pages_and_decodes_anything_else():
-    assert _count_or_decode(b'{"data":[{"a":"1"},{"b":2}]}') == RecordCount(2)
-    assert _count_or_decode(b'{"data":[]}') == RecordCount(0)
-    assert _count_or_decode(b'{"error":["exceeds limit=50000"]}') == {
+    assert count_or_decode(b'{"data":[{"a":"1"},{"b":2}]}') == RecordCount(2)
+    assert count_or_decode(b'{"data":[]}') == RecordCount(0)
+    assert count_or_decode(b'{"error":["exceeds limit=50000"]}') == {
         "error": ["exceeds limit=50000"]
     }
-    assert _count_or_decode(b'{\n  "data": [\n    {"a": "1"}\n  ]\n}') == RecordCount(1)
-    assert _count_or_decode(b'[{"a": "1"}]') == [{"a": "1"}]
+    assert count_or_decode(b'{\n  "data": [\n    {"a": "1"}\n  ]\n}') == RecordCount(1)
+    assert count_or_decode(b'[{"a": "1"}]') == [{"a": "1"}]
     with pytest.raises(ValueError):
-        _count_or_decode(b'{"data":[{"a":"1"},{"b"')
+        count_or_decode(b'{"data":[{"a":"1"},{"b"')
 
 
 def test_count_or_decode_counts_csv_and_refuses_a_cut_or_foreign_body():
     header = b'"a","b","c"\n'
-    assert _count_or_decode(header + b'"1","x","2"\n"3","y,z","4"\n') == RecordCount(2)
-    assert _count_or_decode(header + b'"1","two\nlines","2"\n') == RecordCount(1)
-    assert _count_or_decode(header) == RecordCount(0)
+    assert count_or_decode(header + b'"1","x","2"\n"3","y,z","4"\n') == RecordCount(2)
+    assert count_or_decode(header + b'"1","two\nlines","2"\n') == RecordCount(1)
+    assert count_or_decode(header) == RecordCount(0)
     for cut in (header + b'"1","x"\n', header + b'"1","x","2"\n"3","y'):
         with pytest.raises(ValueError, match="Expected 3 columns"):
-            _count_or_decode(cut)
+            count_or_decode(cut)
     with pytest.raises(ValueError):
-        _count_or_decode(b"<html><body>Service Unavailable</body></html>")
+        count_or_decode(b"<html><body>Service Unavailable</body></html>")
 
 
 def test_a_cut_off_page_is_retried_then_reported(standin):

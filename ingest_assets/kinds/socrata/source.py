@@ -1,4 +1,4 @@
-"""Socrata open-data portals (SODA 2.1 ``/resource/{id}.json``): catalog fields, counts, paging.
+"""Socrata open-data portals (SODA 2.1 ``/resource/{id}.json``): counts, paging, the resource.
 
 A year is one dataset id (``dataset_ids: {2017: ...}``, as LA publishes 311 requests) or one
 dataset filtered on ``year_column`` with ``$where``. ``$select=count(*)`` (answered as a string)
@@ -15,26 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import dagster as dg
-from pydantic import Field, ValidationInfo, field_validator
 
-from ingest_assets.http import HttpClient, JsonResponse, SourceError
-from ingest_assets.sources.base import DatasetConfig, Page, Plan, Slice, Source
-from ingest_assets.sources.columns import TypedDatasetConfig
-
-DEFAULT_PAGE_SIZE = 50_000
-_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
-_TIME_TYPES = ("timestamp", "timestamptz", "date")
-_NUMBER_TYPES = ("integer", "bigint", "smallint", "numeric")
-YEAR_COLUMN_TYPES = (*_TIME_TYPES, *_NUMBER_TYPES, "text")
-
-
-def _check_id(value: str) -> str:
-    if not value or not set(value.lower()) <= _ID_CHARS:
-        raise ValueError(f"{value!r} is not a Socrata dataset id (like 'jguv-t9rb')")
-    return value
+from ingest_assets.errors import SourceError
+from ingest_assets.http import HttpClient, Response
+from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.socrata.config import NUMBER_TYPES, TIME_TYPES, SocrataDatasetConfig
 
 
 def soql_time(value: datetime | date) -> str:
@@ -44,67 +32,7 @@ def soql_time(value: datetime | date) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
 
 
-class SocrataDatasetConfig(TypedDatasetConfig):
-    """A Socrata dataset: one id per year, or one id whose ``year_column`` picks the year."""
-
-    source: Literal["socrata"]
-    domain: str = Field(description="The portal's host, e.g. data.lacity.org.")
-    dataset_ids: dict[int, str] | None = Field(
-        None, description="Year -> dataset id, for portals that publish one dataset per year."
-    )
-    dataset_id: str | None = Field(
-        None, validate_default=True, description="One dataset id holding every year."
-    )
-    year_column: str | None = Field(
-        None,
-        validate_default=True,
-        description="With dataset_id: the declared column whose year selects the partition.",
-    )
-    page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=1_000_000, description="Rows per request.")
-
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        host = value.removeprefix("https://").rstrip("/")
-        if not host or "/" in host or not set(host.lower()) <= _ID_CHARS | {".", ":"}:
-            raise ValueError(f"{value!r} is not a host name like data.lacity.org")
-        return host
-
-    @field_validator("dataset_ids")
-    @classmethod
-    def _ids(cls, ids: dict[int, str] | None) -> dict[int, str] | None:
-        for dataset in (ids or {}).values():
-            _check_id(dataset)
-        if ids is not None and not ids:
-            raise ValueError("give at least one year: dataset id")
-        return ids
-
-    @field_validator("dataset_id")
-    @classmethod
-    def _one_id(cls, value: str | None, info: ValidationInfo) -> str | None:
-        per_year = info.data.get("dataset_ids")
-        if value is None and per_year is None and "dataset_ids" in info.data:
-            raise ValueError("give dataset_id (with year_column) or dataset_ids (one per year)")
-        if value is not None and per_year is not None:
-            raise ValueError("give either dataset_id or dataset_ids, not both")
-        return value if value is None else _check_id(value)
-
-    @field_validator("year_column")
-    @classmethod
-    def _year_column(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("dataset_id") is None or "columns" not in info.data:
-            return value  # (a mistake in columns is reported once, there)
-        columns = info.data["columns"]
-        if value is None:
-            raise ValueError("dataset_id needs a year_column to filter each year on")
-        if columns.get(value) not in YEAR_COLUMN_TYPES:
-            raise ValueError(
-                f"{value!r} must be a declared column of type {', '.join(YEAR_COLUMN_TYPES)}"
-            )
-        return value
-
-
-def _error_text(response: JsonResponse) -> str:
+def _error_text(response: Response) -> str:
     """``errorCode ?? code`` and ``message`` of a SODA error body, else an excerpt."""
     data = response.data
     if isinstance(data, dict) and data.get("message"):
@@ -125,8 +53,8 @@ class SocrataSource(Source):
         self._base_url = (base_url or f"https://{config.domain}").rstrip("/")
 
     # -- requests -------------------------------------------------------------------------
-    def _get(self, path: str, params: dict[str, str], what: str) -> JsonResponse:
-        response = self.client.get_json(f"{self._base_url}/{path}", params, what=what)
+    def _get(self, path: str, params: dict[str, str], what: str) -> Response:
+        response = self.client.get(f"{self._base_url}/{path}", params, what=what)
         if response.status == 200:
             return response
         if response.status in (401, 403):
@@ -158,10 +86,10 @@ class SocrataSource(Source):
         if self.config.dataset_id is None or column is None:
             return None
         pg_type = self.config.columns[column]
-        if pg_type in _TIME_TYPES:
+        if pg_type in TIME_TYPES:
             start, end = soql_time(date(year, 1, 1)), soql_time(date(year + 1, 1, 1))
             return f"{column} >= '{start}' AND {column} < '{end}'"
-        return f"{column} = {year}" if pg_type in _NUMBER_TYPES else f"{column} = '{year}'"
+        return f"{column} = {year}" if pg_type in NUMBER_TYPES else f"{column} = '{year}'"
 
     def _where(self, year: int, since: str | None) -> str | None:
         parts = [p for p in (self._year_filter(year),) if p]

@@ -4,7 +4,7 @@ A source kind (NASS Quick Stats, Socrata, files) knows three things about a year
 to split it into slices that each stay within the API's limits (``plan``), how to fetch a slice as
 raw pages (``fetch``) and how to turn a staged page back into records (``parse_page``). Everything
 after that — staging, cleaning, loading, checks — is shared, so adding a kind touches only its own
-module and the registry in ``ingest_assets.sources``.
+folder and the registry in ``ingest_assets.kinds``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ingest_assets.cleaning.types import Column
+from ingest_assets.cleaning.columns import Column
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -114,7 +114,6 @@ class Page:
     index: int
     body: bytes
     rows: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Cleaner(ABC):

@@ -1,51 +1,20 @@
-"""The column model shared by cleaning and the warehouse, and casts that explain their failures.
+"""Casts from API strings to a column's type, shared by every kind's cleaner.
 
-A column is declared once, with its PostgreSQL type; the Arrow type used in Parquet and the
-cleaning cast are derived from it, so the cleaned frame and the facts table cannot disagree.
+APIs send numbers with thousands separators, blanks for "not applicable", dates written as
+timestamps; these casts absorb that once, and when a value still does not fit they fail with the
+column, the value and its row, never silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-PG_TO_ARROW: dict[str, pa.DataType] = {
-    "text": pa.string(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "smallint": pa.int16(),
-    "double precision": pa.float64(),
-    "real": pa.float32(),
-    "numeric": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "jsonb": pa.string(),
-}
-PG_TYPES = tuple(PG_TO_ARROW)
-
-
-class CleaningError(ValueError):
-    """A value that does not fit its declared column; the message names where and what."""
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    pg_type: str
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return PG_TO_ARROW[self.pg_type]
-
-
-def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
-    return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
+from ingest_assets.cleaning.columns import Column
+from ingest_assets.errors import CleaningError
 
 
 def blank_to_null(values: pa.Array) -> pa.Array:

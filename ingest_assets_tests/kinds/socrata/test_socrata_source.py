@@ -6,10 +6,10 @@ import dagster as dg
 import orjson
 import pytest
 
-from ingest_assets.cleaning.socrata import SocrataCleaner
-from ingest_assets.cleaning.types import CleaningError
-from ingest_assets.http import SourceError
-from ingest_assets.sources.socrata import SocrataApi, SocrataDatasetConfig
+from ingest_assets.errors import CleaningError, SourceError
+from ingest_assets.kinds.socrata.cleaner import SocrataCleaner
+from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
+from ingest_assets.kinds.socrata.source import SocrataApi
 from ingest_assets.standin.socrata_server import (
     LA311_2017_FIELDS,
     SocrataStandIn,
@@ -18,7 +18,7 @@ from ingest_assets.standin.socrata_server import (
 )
 
 FIXTURE = (
-    Path(__file__).resolve().parents[1]
+    Path(__file__).resolve().parents[2]
     / "fixtures/socrata/la311/MyLA311_Service_Request_Data_2017_Subset.csv.gz"
 )
 TOKEN = "app-token-0123456789abcdef"

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from ingest_assets.cleaning.typed import TypedColumnsCleaner
-from ingest_assets.cleaning.types import CleaningError
+from ingest_assets.cleaning.typed_columns import TypedColumnsCleaner
+from ingest_assets.errors import CleaningError
 
 
 class SocrataCleaner(TypedColumnsCleaner):

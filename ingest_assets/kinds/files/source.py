@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import dagster as dg
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from pydantic import Field, field_validator
 
-from ingest_assets.http import SourceError
-from ingest_assets.sources.base import DatasetConfig, Page, Plan, Slice, Source
-from ingest_assets.sources.columns import TypedDatasetConfig
+from ingest_assets.errors import SourceError
+from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.files.config import FilesDatasetConfig
+from ingest_assets.kinds.files.pages import write_page
 
 BLOCK_BYTES = 1 << 20
 _YEAR = r"^\d{4}"
@@ -37,29 +36,6 @@ _YEAR = r"^\d{4}"
 def snake_case(header: str) -> str:
     """A file header as a column name: lower case, runs of other characters as one '_'."""
     return re.sub(r"[^a-z0-9]+", "_", header.strip().lstrip("\ufeff").lower()).strip("_")
-
-
-class FilesDatasetConfig(TypedDatasetConfig):
-    """A folder (glob) of delimited files; every run reads them afresh and replaces the year."""
-
-    source: Literal["files"]
-    path: str = Field(description="Glob of the files: a local path or an fsspec URL.")
-    year_column: str = Field(description="Header whose leading four digits are the row's year.")
-    delimiter: str | None = Field(
-        None, min_length=1, max_length=1, description="Default: tab for .tsv/.tab, else comma."
-    )
-    chunk_rows: int = Field(100_000, ge=1, description="Most rows per staged page.")
-
-    @property
-    def page_format(self) -> str:
-        return "csv"
-
-    @field_validator("mode")
-    @classmethod
-    def _full_only(cls, mode: str) -> str:
-        if mode != "full":
-            raise ValueError("files datasets load in mode 'full' only (each year is re-read)")
-        return mode
 
 
 class FilesSource(Source):
@@ -169,9 +145,7 @@ class FilesSource(Source):
 
     @staticmethod
     def _page(part: Slice, index: int, table: pa.Table) -> Page:
-        buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer)
-        return Page(slice=part, index=index, body=buffer.getvalue(), rows=table.num_rows)
+        return Page(slice=part, index=index, body=write_page(table), rows=table.num_rows)
 
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
         """One fingerprint of the matching files (paths, sizes, modification times)."""

@@ -1,7 +1,7 @@
 """The generic cleaner for kinds whose columns the catalog declares (Socrata, files).
 
 Every declared column is read from each record as a string (a missing field is NULL), then cast
-to its declared PostgreSQL type with the shared casts of ``cleaning.types``. A value that does
+to its declared PostgreSQL type with the shared casts of ``cleaning.casts``. A value that does
 not parse fails the year with the column, the row's key and the value, unless the catalog lists
 the column in ``null_on_error``. ``year`` comes from the partition. Kinds differ only in how a
 staged page turns back into records (``parse_page``).
@@ -16,9 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest_assets.cleaning.types import Column, arrow_schema, cast_column, strings
-from ingest_assets.sources.base import Cleaner
-from ingest_assets.sources.columns import TypedDatasetConfig
+from ingest_assets.cleaning.casts import cast_column, strings
+from ingest_assets.cleaning.columns import Column, arrow_schema
+from ingest_assets.kinds.base import Cleaner
+from ingest_assets.kinds.typed import TypedDatasetConfig
 
 
 class TypedColumnsCleaner(Cleaner):

@@ -9,9 +9,7 @@ import uuid
 import fsspec
 import orjson
 
-
-class StagingError(RuntimeError):
-    """Staged data is missing or does not match its manifest."""
+from ingest_assets.errors import StagingError
 
 
 class StagingArea:

@@ -3,7 +3,7 @@
 Those kinds have no fixed schema of their own: the entry lists ``columns: {name: pg_type}``, which
 become the cleaned frame's and the facts table's columns, and optionally a ``key`` and an
 ``updated_column`` for incremental loads. Every name is checked as an identifier and every type
-against ``cleaning.types.PG_TYPES`` here, so a bad entry fails the definitions load.
+against ``cleaning.columns.PG_TYPES`` here, so a bad entry fails the definitions load.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from ingest_assets.cleaning.types import PG_TYPES, Column
-from ingest_assets.sources.base import DatasetConfig, check_identifier
+from ingest_assets.cleaning.columns import PG_TYPES, Column
+from ingest_assets.kinds.base import DatasetConfig, check_identifier
 
 YEAR_COLUMN = Column("year", "integer")
 WATERMARK_TYPES = ("timestamp", "timestamptz", "date")

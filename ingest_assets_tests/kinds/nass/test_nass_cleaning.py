@@ -7,11 +7,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from ingest_assets.cleaning.nass import COLUMNS, NassCleaner, _read_page, clean_records
-from ingest_assets.cleaning.types import CleaningError
-from ingest_assets.sources.nass import NassDatasetConfig
+from ingest_assets.errors import CleaningError
+from ingest_assets.kinds.nass.cleaner import COLUMNS, NassCleaner, _read_page, clean_records
+from ingest_assets.kinds.nass.config import NassDatasetConfig
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "nass"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "nass"
 CONFIG = NassDatasetConfig(
     name="t", source="nass", table="t", start_year=2000, query={"source_desc": "SURVEY"}
 )

@@ -19,17 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
-from ingest_assets.cleaning.types import (
-    CleaningError,
-    Column,
-    arrow_schema,
-    blank_to_null,
-    cast_column,
-    strings,
-)
-from ingest_assets.sources.base import Cleaner
-from ingest_assets.sources.nass import CSV_PARSE, arrow_records, csv_header, is_csv, records_of
-from ingest_assets.sources.nass_fields import FIELDS, MEASURES
+from ingest_assets.cleaning.casts import blank_to_null, cast_column, strings
+from ingest_assets.cleaning.columns import Column, arrow_schema
+from ingest_assets.errors import CleaningError
+from ingest_assets.kinds.base import Cleaner
+from ingest_assets.kinds.nass.fields import FIELDS, MEASURES
+from ingest_assets.kinds.nass.pages import CSV_PARSE, arrow_records, csv_header, is_csv, records_of
 
 TYPED_FIELDS = {"year": "integer", "week_ending": "date", "load_time": "timestamp"}
 RAW_FIELDS = frozenset(FIELDS)

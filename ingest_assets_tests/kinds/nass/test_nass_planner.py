@@ -2,8 +2,11 @@
 
 import pytest
 
-from ingest_assets.http import HttpClient, SourceError
-from ingest_assets.sources.nass import RECORD_LIMIT, NassDatasetConfig, NassSource
+from ingest_assets.errors import SourceError
+from ingest_assets.http import HttpClient
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.planner import RECORD_LIMIT
+from ingest_assets.kinds.nass.source import NassSource
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 
