@@ -8,6 +8,7 @@ Quick Stats dataset served by the stand-in, with a 5 s sensor interval and a one
   dataset's job for exactly that year, tagged with the year; the run succeeds, the table holds
   the revised values, the reconcile check is recorded for that year; the next tick launches
   nothing;
+- that run's log shows the multiprocess executor and both staging IO managers at work;
 - the refresh schedule, turned on the same way, launches its year at the next minute;
 - a ``dagster asset materialize`` run with a wrong key, on the same instance, makes the failure
   sensor (watching all code locations) post once to a local webhook receiver, key redacted.
@@ -66,6 +67,8 @@ RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
 SENSOR_TICKS = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
     ... on Sensor { sensorState { ticks(limit: 20) {
         status timestamp runIds skipReason error { message } } } } } }"""
+LOGS = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection {
+    events { __typename ... on MessageEvent { message } } } } }"""
 CHECKS = """query($key: AssetKeyInput!) {
     assetCheckExecutions(assetKey: $key, checkName: "row_counts_reconcile", limit: 10) {
         runId status partition } }"""
@@ -159,6 +162,11 @@ def tag(run: dict[str, Any], key: str) -> str | None:
     return next((t["value"] for t in run["tags"] if t["key"] == key), None)
 
 
+def run_messages(url: str, run_id: str) -> list[str]:
+    events = graphql(url, LOGS, {"id": run_id})["logsForRun"]["events"]
+    return [f"{event['__typename']}: {event.get('message') or ''}" for event in events]
+
+
 def failure_posts(receiver: Receiver) -> list[str]:
     return [post["text"] for post in receiver.posts if "failed" in post["text"]]
 
@@ -198,6 +206,12 @@ def test_sensor_schedule_and_failure_notice_under_the_daemon(stack, receiver):
     assert status == "SUCCESS"
     warehouse = stack["env"]["DATABASE_URL"]
     assert table_rows(warehouse, REVISED_YEAR) == standin_rows(standin, REVISED_YEAR)
+
+    # The run went through the project's executor and both staging IO managers.
+    messages = run_messages(url, run["runId"])
+    assert any("multiprocess executor" in m for m in messages), messages[:10]
+    for manager in ("pages_io_manager", "frames_io_manager"):
+        assert any(m.startswith("HandledOutputEvent") and manager in m for m in messages), manager
 
     checks = graphql(url, CHECKS, {"key": {"path": [DATASET, "facts"]}})
     [execution] = [e for e in checks["assetCheckExecutions"] if e["runId"] == run["runId"]]
