@@ -197,9 +197,11 @@ def test_sensor_schedule_and_failure_notice_under_the_daemon(stack, receiver):
 
     standin.dataset.revise(REVISED_YEAR)
     name = f"{DATASET}_new_data"
-    [run] = wait_for(
+    requested = wait_for(
         "a run requested by the sensor", lambda: runs(url, "dagster/sensor_name", name), 90
     )
+    assert len(requested) == 1, f"the sensor launched {len(requested)} runs: {requested}"
+    [run] = requested
     assert tag(run, "dagster/partition") == str(REVISED_YEAR), run["tags"]
     assert run["jobName"] == f"{DATASET}_job"
     status = wait_for("the sensor's run to finish", lambda: finished(url, run["runId"]), 180)
