@@ -40,7 +40,7 @@ from ingest_assets.warehouse.loader import (
     replace_year,
     upsert_year,
 )
-from ingest_assets.warehouse.resource import Warehouse
+from ingest_assets.warehouse.resource import Warehouse, WarehouseUnreachable
 from ingest_assets.warehouse.tables import FactsTable
 from ingest_assets.warehouse.views import refresh_views
 
@@ -141,8 +141,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=raw_key,
         io_manager_key="pages_io_manager",
-        required_resource_keys={kind.resource.resource_key}
-        | ({"warehouse"} if incremental else set()),
+        required_resource_keys={kind.resource.resource_key, "warehouse"},
         kinds={config.source, config.page_format},
         pool=api_pool(config),
         retry_policy=FETCH_RETRY,
@@ -151,13 +150,15 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         **common,
     )
     def raw_pages(context: dg.AssetExecutionContext) -> PageStream:
-        source = _source(context, config)
         year = int(context.partition_key)
         try:
+            # The warehouse first: a wrong DATABASE_URL fails here, before any fetching.
+            context.resources.warehouse.require_reachable(f"{name} year {year}")
+            source = _source(context, config)
             plan = _plan(context, config, source)
         except SourceUnavailable:
             raise
-        except SourceError as exc:
+        except (SourceError, WarehouseUnreachable) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         context.log.info(
             f"{name} {year}: {plan.source_count:,} records in {len(plan.slices)} slice(s)"

@@ -61,6 +61,11 @@ class SocrataDatasetConfig(TypedDatasetConfig):
         description="With dataset_id: the declared column whose year selects the partition.",
     )
     page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=1_000_000, description="Rows per request.")
+    anonymous: bool = Field(
+        False,
+        description="Fetch from the real portal without SOCRATA_APP_TOKEN (Socrata throttles "
+        "anonymous clients). Without it and without a token, nothing is sent to the portal.",
+    )
 
     @field_validator("domain")
     @classmethod
@@ -307,6 +312,13 @@ class SocrataApi(dg.ConfigurableResource):
 
     def source(self, config: DatasetConfig) -> SocrataSource:
         assert isinstance(config, SocrataDatasetConfig)
+        if not (self.app_token or self.base_url or config.anonymous):
+            raise SourceError(
+                f"{config.name}: SOCRATA_APP_TOKEN is not set, so nothing is sent to "
+                f"{config.domain}: export a token, add `anonymous: true` to the dataset to use "
+                'the portal without one, or serve the stand-ins: eval "$(./run ingest-assets '
+                'standin --background)"'
+            )
         client = HttpClient(
             secrets=[self.app_token],
             headers={"X-App-Token": self.app_token} if self.app_token else None,
