@@ -50,13 +50,12 @@ def run_year(year: int, out: Path) -> None:
     """Materialize one year as Dagster runs it and write the stage figures to ``out``."""
     import dagster as dg
 
+    from ingest_assets.dataset import job_name
     from ingest_assets.definitions import build_definitions
 
-    defs = build_definitions()
-    job = dg.define_asset_job("partition_bench", selection=dg.AssetSelection.groups(DATASET))
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    job = build_definitions().resolve_job_def(job_name(DATASET))
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job.name).execute_in_process(
+        result = job.execute_in_process(
             partition_key=str(year),
             instance=instance,
             raise_on_error=False,
@@ -207,7 +206,7 @@ def staged_records(pages_dir: Path, sample: int) -> Iterator[list[dict[str, Any]
     import pyarrow as pa
 
     from ingest_assets.catalog import load_catalog
-    from ingest_assets.cleaning.nass import NassCleaner
+    from ingest_assets.kinds.nass.cleaner import NassCleaner
 
     cleaner = NassCleaner(load_catalog()[DATASET])
     codec = pa.Codec("zstd")
@@ -295,7 +294,7 @@ def warm_standin(base_url: str, year: int) -> float:
     stand-in's record generator, which would otherwise take one of the two cores (the real
     API's servers are not on this machine). Returns the seconds the stand-in took."""
     from ingest_assets.catalog import load_catalog
-    from ingest_assets.sources.nass import NassApi
+    from ingest_assets.kinds.nass.source import NassApi
 
     source = NassApi(api_key=API_KEY, base_url=base_url, min_interval_seconds=0).source(
         load_catalog()[DATASET]

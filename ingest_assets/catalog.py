@@ -13,14 +13,11 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError
 
-from ingest_assets.sources.base import DatasetConfig
-from ingest_assets.sources.registry import SOURCE_KINDS
+from ingest_assets.errors import CatalogError
+from ingest_assets.kinds.base import DatasetConfig
+from ingest_assets.kinds.registry import SOURCE_KINDS
 
 DEFAULT_CATALOG = "datasets.yaml"
-
-
-class CatalogError(ValueError):
-    """The catalog file is missing, unreadable or has invalid entries."""
 
 
 def catalog_path() -> Path:

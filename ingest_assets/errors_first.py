@@ -15,9 +15,9 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 
-from ingest_assets.catalog import CatalogError, load_catalog
-from ingest_assets.partitions import YearOutOfRange, check_years
-from ingest_assets.warehouse.resource import WarehouseUnreachable
+from ingest_assets.catalog import load_catalog
+from ingest_assets.errors import CatalogError, WarehouseUnreachable, YearOutOfRange
+from ingest_assets.partitions import check_years
 
 FIXABLE = (CatalogError, YearOutOfRange, WarehouseUnreachable)
 

@@ -32,20 +32,14 @@ from tenacity import (
 )
 from urllib3.exceptions import NameResolutionError
 
+from ingest_assets.errors import SourceError, SourceUnavailable
+
 RETRYABLE_STATUS = frozenset({202, 408, 425, 429, 500, 502, 503, 504})
 TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
-
-
-class SourceError(Exception):
-    """A request to a source failed in a way the caller must not paper over."""
-
-
-class SourceUnavailable(SourceError):
-    """Retries were exhausted on a transient fault (timeouts, resets, 429, 5xx, cut bodies)."""
 
 
 class RetryableResponse(Exception):
@@ -57,7 +51,7 @@ class RetryableResponse(Exception):
 
 
 @dataclass(frozen=True)
-class JsonResponse:
+class Response:
     status: int
     body: bytes
     data: Any
@@ -177,7 +171,7 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         decode: Callable[[bytes], Any],
         what: str,
-    ) -> JsonResponse:
+    ) -> Response:
         self._pace()
         try:
             response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
@@ -210,9 +204,9 @@ class HttpClient:
                     f"HTTP {status} body does not decode ({reason}): {excerpt!r}"
                 ) from None
             data = None
-        return JsonResponse(status, body, data, dict(response.headers), 0)
+        return Response(status, body, data, dict(response.headers), 0)
 
-    def get_json(
+    def get(
         self,
         url: str,
         params: Any = None,
@@ -220,7 +214,7 @@ class HttpClient:
         what: str,
         headers: Mapping[str, str] | None = None,
         decode: Callable[[bytes], Any] = orjson.loads,
-    ) -> JsonResponse:
+    ) -> Response:
         """GET ``url``; retry transient faults; return any final answer (2xx or 4xx) to the caller.
 
         ``what`` names the request (dataset, year, slice) in every error it may raise. ``decode``
@@ -251,4 +245,4 @@ class HttpClient:
                 f"{what}: gave up after {attempts} attempts in "
                 f"{time.monotonic() - started:.1f}s; last error: {exc}"
             ) from None
-        return JsonResponse(result.status, result.body, result.data, result.headers, attempts)
+        return Response(result.status, result.body, result.data, result.headers, attempts)

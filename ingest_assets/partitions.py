@@ -11,7 +11,8 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from ingest_assets.sources.base import DatasetConfig
+from ingest_assets.errors import YearOutOfRange
+from ingest_assets.kinds.base import DatasetConfig
 
 
 def yearly_partitions(config: DatasetConfig) -> dg.TimeWindowPartitionsDefinition:
@@ -23,10 +24,6 @@ def yearly_partitions(config: DatasetConfig) -> dg.TimeWindowPartitionsDefinitio
         timezone="UTC",
         end_offset=0 if config.end_year else 1,
     )
-
-
-class YearOutOfRange(ValueError):
-    """A year asked for that is not one of the dataset's partitions."""
 
 
 def check_years(config: DatasetConfig, years: Iterable[int]) -> None:

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest_assets.catalog import CatalogError, load_catalog, parse_catalog
-from ingest_assets.sources.files import FilesDatasetConfig
-from ingest_assets.sources.socrata import SocrataDatasetConfig
+from ingest_assets.catalog import load_catalog, parse_catalog
+from ingest_assets.errors import CatalogError
+from ingest_assets.kinds.files.config import FilesDatasetConfig
+from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 
 PROJECT = Path(__file__).resolve().parents[1]
 

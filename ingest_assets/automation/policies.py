@@ -13,15 +13,14 @@ import warnings
 
 import dagster as dg
 
-from ingest_assets.sources.base import DatasetConfig
+from ingest_assets.kinds.base import DatasetConfig
 
 # `backfill_policy=` on @asset is marked beta in 1.13; one-run-per-partition is also Dagster's
 # default, so the warning says nothing actionable on every load of the definitions.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 ONE_YEAR_PER_RUN = dg.BackfillPolicy.multi_run(1)
-BACKFILL_POLICIES: dict[str, dg.BackfillPolicy] = {}  # source kind -> policy, if not the default
 
 
 def backfill_policy(config: DatasetConfig) -> dg.BackfillPolicy:
-    return BACKFILL_POLICIES.get(config.source, ONE_YEAR_PER_RUN)
+    return ONE_YEAR_PER_RUN

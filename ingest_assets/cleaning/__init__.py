@@ -1,6 +1,7 @@
-"""Cleaning: records from staged pages become typed Arrow tables with snake_case columns.
+"""Cleaning stages every kind shares: records from staged pages become typed Arrow tables.
 
-``types`` holds the shared column model and casts (one mapping from PostgreSQL types to Arrow
-types, and errors that name the column and the value); each source kind has its own module for
-what is peculiar to its records. Nothing here fetches or loads.
+``columns`` is the column model (one mapping from PostgreSQL types to Arrow types), ``casts``
+the string-to-type casts whose errors name the column and the value, ``typed_columns`` the
+generic cleaner of the kinds whose columns the catalog declares. What is peculiar to one kind's
+records lives in its own ``kinds/<kind>/cleaner.py``. Nothing here fetches or loads.
 """

@@ -2,8 +2,8 @@
 
 The ``cleaned`` asset returns a ``FrameStream`` (a schema and an iterator of Arrow tables, one per
 staged page); this IO manager writes each chunk as it comes, so a million-row year never sits in
-memory. Downstream assets receive ``CleanedFrames``, a handle that streams record batches (or
-pandas frames) back out.
+memory. Downstream assets receive ``CleanedFrames``, a handle that streams record batches back
+out.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingest_assets.errors import StagingError
 from ingest_assets.prefetch import ahead
-from ingest_assets.staging.files import StagingArea, StagingError
+from ingest_assets.staging.storage import StagingArea
 
 
 @dataclass
@@ -42,20 +43,8 @@ class CleanedFrames:
     def num_rows(self) -> int:
         return self._file().metadata.num_rows
 
-    @property
-    def schema(self) -> pa.Schema:
-        return self._file().schema_arrow
-
     def batches(self, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
         yield from self._file().iter_batches(batch_size=batch_size)
-
-    def frames(self, batch_size: int = 65_536) -> Iterator[pd.DataFrame]:
-        for batch in self.batches(batch_size):
-            yield batch.to_pandas()
-
-    def to_pandas(self) -> pd.DataFrame:
-        """The whole year as one pandas frame; for small years, notebooks and tests."""
-        return pq.read_table(self.area.fs.open(self.path, "rb")).to_pandas()
 
 
 def _table_schema(schema: pa.Schema) -> dg.TableSchema:

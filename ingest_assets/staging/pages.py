@@ -20,9 +20,10 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from ingest_assets.errors import StagingError
+from ingest_assets.kinds.base import Page, Plan, Slice
 from ingest_assets.prefetch import ahead
-from ingest_assets.sources.base import Page, Plan, Slice
-from ingest_assets.staging.files import StagingArea, StagingError
+from ingest_assets.staging.storage import StagingArea
 
 MANIFEST = "manifest.json"
 PARTIAL = "manifest.partial.json"

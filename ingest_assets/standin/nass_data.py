@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
-from ingest_assets.sources.nass_fields import FIELDS
+from ingest_assets.kinds.nass.fields import FIELDS
 
 DEFAULT_YEARS = range(2000, 2026)
 """Years every dataset has; `records_per_year` may add more."""
@@ -603,10 +603,6 @@ class NassDataset:
     def years(self) -> tuple[int, ...]:
         with self._lock:
             return tuple(sorted(self._totals))
-
-    def records_in_year(self, year: int) -> int:
-        with self._lock:
-            return self._totals.get(year, 0)
 
     def revision(self, year: int) -> int:
         with self._lock:

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from ingest_assets.sources.nass_fields import FIELDS
+from ingest_assets.kinds.nass.fields import FIELDS
 from ingest_assets.standin.http import (
     COMMON_FAULTS,
     FaultQueue,

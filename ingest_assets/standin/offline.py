@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
-from ingest_assets.sources.base import DatasetConfig
-from ingest_assets.sources.socrata import SocrataDatasetConfig
+from ingest_assets.kinds.base import DatasetConfig
+from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets.standin.socrata_server import (

@@ -22,7 +22,7 @@ import io
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -30,15 +30,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
+from ingest_assets.errors import WarehouseError
 from ingest_assets.prefetch import ahead
 from ingest_assets.warehouse import ledger
-from ingest_assets.warehouse.tables import (
-    FactsTable,
-    WarehouseError,
-    ensure_table,
-    partition_exists,
-    year_count,
-)
+from ingest_assets.warehouse.tables import FactsTable, ensure_table, partition_exists, year_count
 
 COPY_BLOCK_ROWS = 16_384  # ~7 MB of CSV: small enough to keep two in flight
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=COPY_BLOCK_ROWS)
@@ -63,7 +58,6 @@ class LoadResult:
     seconds: float
     copy_seconds: float
     analyze_seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
     year_source: int | None = None  # incremental: the source's count for the whole year
     year_rows: int | None = None  # incremental: the year's rows in the table after merging
     inserted: int = 0

@@ -13,11 +13,8 @@ import dagster as dg
 import psycopg
 
 from ingest_assets.embedded import warehouse_url
+from ingest_assets.errors import WarehouseUnreachable
 from ingest_assets.http import Redactor
-
-
-class WarehouseUnreachable(Exception):
-    """The warehouse cannot be connected to: the message names DATABASE_URL, redacted."""
 
 
 def redacted_url(url: str) -> str:

@@ -14,11 +14,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from ingest_assets.cleaning.types import Column
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse does not match what the catalog declares, or a load cannot proceed."""
+from ingest_assets.cleaning.columns import Column
+from ingest_assets.errors import WarehouseError
 
 
 @dataclass(frozen=True)
@@ -87,6 +84,12 @@ def year_count(conn: psycopg.Connection, target: FactsTable, year: int) -> int:
     row = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE year = %s").format(target.ident), (year,)
     ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def table_count(conn: psycopg.Connection, target: FactsTable) -> int:
+    """Rows in the whole table, every year (a scan: read once per load, after it)."""
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target.ident)).fetchone()
     return int(row[0]) if row else 0
 
 

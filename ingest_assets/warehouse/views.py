@@ -12,9 +12,7 @@ from collections.abc import Sequence
 import psycopg
 from psycopg import sql
 
-
-class ViewRefreshError(RuntimeError):
-    """A listed materialized view is missing or failed to refresh (the load itself committed)."""
+from ingest_assets.errors import ViewRefreshError
 
 
 def refresh_views(

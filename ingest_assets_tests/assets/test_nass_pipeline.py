@@ -9,10 +9,11 @@ import dagster as dg
 import psycopg
 import pytest
 
-from ingest_assets.assets.factory import RECONCILE_CHECK, dataset_assets
-from ingest_assets.cleaning.nass import clean_records
+from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
-from ingest_assets.sources.nass import NassApi, NassDatasetConfig
+from ingest_assets.kinds.nass.cleaner import clean_records
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import psycopg
 import pyarrow as pa
 
-from ingest_assets.cleaning.types import Column, arrow_schema
+from ingest_assets.cleaning.columns import Column, arrow_schema
 from ingest_assets.warehouse import ledger
 from ingest_assets.warehouse.loader import Counts, LoadResult, replace_year
 from ingest_assets.warehouse.tables import FactsTable

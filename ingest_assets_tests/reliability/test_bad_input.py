@@ -10,12 +10,13 @@ import orjson
 import psycopg
 import pytest
 
-from ingest_assets.assets.factory import dataset_assets
-from ingest_assets.catalog import CatalogError, parse_catalog
+from ingest_assets.catalog import parse_catalog
+from ingest_assets.dataset import dataset_assets
 from ingest_assets.definitions import build_resources
-from ingest_assets.http import SourceUnavailable
-from ingest_assets.sources.base import Slice
-from ingest_assets.sources.nass import NassApi, NassDatasetConfig
+from ingest_assets.errors import CatalogError, SourceUnavailable
+from ingest_assets.kinds.base import Slice
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets_tests.reliability.faults import CannedApi, year_checksum
 

@@ -6,9 +6,11 @@ import time
 
 import pytest
 
-from ingest_assets.http import HttpClient, SourceError, SourceUnavailable
-from ingest_assets.sources.base import Slice
-from ingest_assets.sources.nass import NassApi, NassDatasetConfig
+from ingest_assets.errors import SourceError, SourceUnavailable
+from ingest_assets.http import HttpClient
+from ingest_assets.kinds.base import Slice
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 
@@ -48,7 +50,7 @@ def client(standin: NassStandIn, **options) -> HttpClient:
 
 def year_get(http: HttpClient, standin: NassStandIn, year: int = 2019):
     params = [("key", standin.api_key), *QUERY.items(), ("year", str(year)), ("format", "JSON")]
-    return http.get_json(f"{standin.base_url}/api_GET/", params, what=WHAT)
+    return http.get(f"{standin.base_url}/api_GET/", params, what=WHAT)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +116,7 @@ def test_transport_errors_quoting_the_url_do_not_leak_the_key():
     secret = "k3y/with+odd=chars&more"
     http = HttpClient(secrets=[secret], max_attempts=2, min_delay=MIN_DELAY, connect_timeout=2)
     with pytest.raises(SourceUnavailable) as failure:
-        http.get_json("http://127.0.0.1:1/api/api_GET/", [("key", secret)], what=WHAT)
+        http.get("http://127.0.0.1:1/api/api_GET/", [("key", secret)], what=WHAT)
     message = str(failure.value)
     assert "ConnectionError" in message and "***" in message
     assert secret not in message

@@ -16,9 +16,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ingest_assets.assets.factory import dataset_assets
+from ingest_assets.dataset import dataset_assets
 from ingest_assets.definitions import build_resources
-from ingest_assets.sources.nass import NassApi, NassDatasetConfig
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.reliability.faults import year_checksum

@@ -23,7 +23,7 @@ import pytest
 import requests
 from pyarrow import csv as pa_csv
 
-from ingest_assets.sources.nass_fields import FIELDS
+from ingest_assets.kinds.nass.fields import FIELDS
 from ingest_assets.standin import nass_server
 from ingest_assets.standin.nass_data import CONSTANTS, SUPPRESSION_CODES, NassDataset
 from ingest_assets.standin.nass_server import NassStandIn, csv_lines

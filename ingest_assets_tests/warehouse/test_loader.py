@@ -6,10 +6,11 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from ingest_assets.cleaning.types import Column, arrow_schema
+from ingest_assets.cleaning.columns import Column, arrow_schema
+from ingest_assets.errors import WarehouseError
 from ingest_assets.warehouse.ledger import LedgerEntry
 from ingest_assets.warehouse.loader import Counts, replace_year
-from ingest_assets.warehouse.tables import FactsTable, WarehouseError
+from ingest_assets.warehouse.tables import FactsTable
 
 COLUMNS = (
     Column("year", "integer"),

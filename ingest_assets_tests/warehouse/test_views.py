@@ -3,10 +3,11 @@
 import psycopg
 import pytest
 
-from ingest_assets.sources.nass import NassDatasetConfig
+from ingest_assets.errors import ViewRefreshError
+from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
-from ingest_assets.warehouse.views import ViewRefreshError, refresh_views
+from ingest_assets.warehouse.views import refresh_views
 from ingest_assets_tests.assets.test_nass_pipeline import QUERY, materialize
 from ingest_assets_tests.support.pipeline import nass_resources
 

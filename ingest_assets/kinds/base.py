@@ -1,0 +1,184 @@
+"""The one interface every source kind implements, and the catalog fields all kinds share.
+
+A source kind (NASS Quick Stats, Socrata, files) knows three things about a year of its data: how
+to split it into slices that each stay within the API's limits (``plan``), how to fetch a slice as
+raw pages (``fetch``) and how to turn a staged page back into records (``parse_page``). Everything
+after that — staging, cleaning, loading, checks — is shared, so adding a kind touches only its own
+folder and the registry in ``ingest_assets.kinds``.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ingest_assets.cleaning.columns import Column
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_identifier(value: str) -> str:
+    """Accept only plain lower-case SQL identifiers; everything else is refused, never escaped."""
+    if not IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid identifier: use lower-case letters, digits and underscores, "
+            "starting with a letter or underscore, at most 63 characters"
+        )
+    return value
+
+
+class DatasetConfig(BaseModel):
+    """Catalog fields every source kind shares. Kind-specific models extend it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Dataset name; the asset key prefix and group name.")
+    source: str
+    table: str = Field(description="Target table in the warehouse.")
+    db_schema: str = Field("public", alias="schema", description="Warehouse schema of the table.")
+    start_year: int = Field(ge=1800, le=2200, description="First yearly partition.")
+    end_year: int | None = Field(
+        None, ge=1800, le=2200, description="Last partition (default: the current year)."
+    )
+    mode: Literal["full", "incremental"] = "full"
+    description: str | None = None
+    owners: list[str] = Field(default_factory=list)
+    schedule: str = Field("0 6 * * 1", description="Cron for the refresh schedule (UTC).")
+    refresh_years: int = Field(2, ge=1, description="How many recent years the schedule refreshes.")
+    watch_years: int = Field(
+        5, ge=1, description="How many recent years the new-data sensor watches for revisions."
+    )
+    sensor_interval_seconds: int = Field(
+        3600,
+        ge=1,
+        description="Seconds between two ticks of the new-data sensor (each asks the source "
+        "for its change signal of the watched years).",
+    )
+    analyze: bool = True
+    refresh_views: list[str] = Field(default_factory=list)
+
+    @field_validator("name", "table", "db_schema")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return check_identifier(value)
+
+    @property
+    def page_format(self) -> str:
+        """What raw pages are staged as: their file suffix and the ``raw_pages`` asset kind."""
+        return "json"
+
+    @field_validator("refresh_views")
+    @classmethod
+    def _view_identifiers(cls, values: list[str]) -> list[str]:
+        return [check_identifier(v) for v in values]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One request-sized piece of a year: the filters sent and the rows the source promised."""
+
+    key: str
+    params: Mapping[str, tuple[str, ...]]
+    expected_rows: int
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={'|'.join(v)}" for k, v in self.params.items()) or "(whole year)"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The slices of one year, with the source's own count for what they cover.
+
+    For an incremental plan ``source_count`` counts the changed rows fetched and ``year_count``
+    the whole year at the source (what the year's rows in the table must add up to).
+    """
+
+    year: int
+    slices: tuple[Slice, ...]
+    source_count: int
+    notes: tuple[str, ...] = ()
+    year_count: int | None = None
+
+
+@dataclass
+class Page:
+    """A raw response body exactly as received, with the number of records it holds."""
+
+    slice: Slice
+    index: int
+    body: bytes
+    rows: int
+
+
+class Cleaner(ABC):
+    """The offline half of a source kind: reading staged pages back and typing their records.
+
+    Kept apart from ``Source`` so that cleaning needs no API key and no network.
+    """
+
+    def __init__(self, config: DatasetConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def columns(self) -> tuple[Column, ...]:
+        """The cleaned frame's columns; also the facts table's columns."""
+
+    @abstractmethod
+    def parse_page(self, body: bytes) -> list[dict[str, Any]]:
+        """Turn a staged page back into records."""
+
+    @abstractmethod
+    def clean(self, records: list[dict[str, Any]], year: int, where: str) -> pa.Table:
+        """Type one page of records; ``where`` names dataset, year and slice in errors."""
+
+    def clean_page(self, body: bytes, year: int, where: str) -> pa.Table:
+        """Type one staged page; a kind may override this with a path that skips records."""
+        return self.clean(self.parse_page(body), year, where)
+
+    def clean_chunks(self, body: bytes, year: int, where: str) -> Iterator[pa.Table]:
+        """Type one staged page as a stream of tables; a kind whose pages can be parsed in
+        blocks overrides this to bound memory by the block, not the page."""
+        yield self.clean_page(body, year, where)
+
+
+class Source(ABC):
+    """A source kind bound to one catalog entry and a live client."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, config: DatasetConfig, client: Any) -> None:
+        self.config = config
+        self.client = client
+
+    @abstractmethod
+    def plan(self, year: int) -> Plan:
+        """Split a year into slices within the source's limits, each with its promised count."""
+
+    def plan_changes(self, year: int, since: str | None) -> Plan:
+        """Plan the rows of a year changed at or after ``since`` (all rows when None).
+
+        Only kinds that support ``mode: incremental`` implement it.
+        """
+        raise NotImplementedError(f"source kind {self.kind!r} has no incremental mode")
+
+    @abstractmethod
+    def fetch(self, part: Slice) -> Iterator[Page]:
+        """Fetch one slice as raw pages (one page per request)."""
+
+    @abstractmethod
+    def count(self, year: int) -> int:
+        """The source's own count of records for a year (what the checks reconcile against)."""
+
+    def change_signal(self, years: Sequence[int]) -> dict[int, str]:
+        """A cheap fingerprint per year that changes when the source's data for it changes."""
+        return {year: str(self.count(year)) for year in years}
+
+    def describe_query(self, year: int) -> dict[str, Any]:
+        """The query for a year as shown in metadata; never contains secrets."""
+        return {}

@@ -1,0 +1,31 @@
+"""The staged page format of the files kind: CSV of the declared columns, NULL as an empty field.
+
+Written by the source from a year's rows and read back by the cleaner, so both sides of the
+format live here and the cleaner never imports the source (which opens the files).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+
+def write_page(table: pa.Table) -> bytes:
+    """A page body: a header of the column names, then the rows, every value as text."""
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    return buffer.getvalue()
+
+
+def read_page(body: bytes, columns: Iterable[str]) -> list[dict[str, Any]]:
+    """A page body back as records of strings (an empty field is None)."""
+    options = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(columns, pa.string()),
+        strings_can_be_null=True,
+        null_values=[""],
+    )
+    return pacsv.read_csv(io.BytesIO(body), convert_options=options).to_pylist()

@@ -1,0 +1,174 @@
+"""Bulk files (``source: files``): a glob of CSV or tab-separated files, optionally gzip-compressed,
+on a local disk or any fsspec URL, with a ``year_column`` that decides each row's partition.
+
+Files are streamed in blocks with pyarrow (every value read as a string, an empty one as NULL),
+so memory holds one block and one page, never a file. A row's year is the leading four digits of
+its ``year_column`` (an integer year, or an ISO date or timestamp); a value without them fails
+the plan, naming the file and the value, instead of silently belonging to no year. Headers match
+the declared columns after snake-casing (``"Primary Breed"`` → ``primary_breed``). Each file
+holding rows of the year is one slice; its rows are staged as CSV pages of at most
+``chunk_rows`` rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import dagster as dg
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ingest_assets.errors import SourceError
+from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.files.config import FilesDatasetConfig
+from ingest_assets.kinds.files.pages import write_page
+
+BLOCK_BYTES = 1 << 20
+_YEAR = r"^\d{4}"
+
+
+def snake_case(header: str) -> str:
+    """A file header as a column name: lower case, runs of other characters as one '_'."""
+    return re.sub(r"[^a-z0-9]+", "_", header.strip().lstrip("\ufeff").lower()).strip("_")
+
+
+class FilesSource(Source):
+    kind: ClassVar[str] = "files"
+    config: FilesDatasetConfig
+
+    def __init__(self, config: FilesDatasetConfig, client: Any = None) -> None:
+        super().__init__(config, client)
+        self._fs, self._pattern = fsspec.core.url_to_fs(config.path)
+
+    def _paths(self) -> list[str]:
+        paths = sorted(self._fs.glob(self._pattern))
+        if not paths:
+            raise SourceError(f"dataset {self.config.name}: no file matches {self.config.path}")
+        return paths
+
+    def _delimiter(self, path: str) -> str:
+        if self.config.delimiter:
+            return self.config.delimiter
+        name = path.removesuffix(".gz")
+        return "\t" if name.endswith((".tsv", ".tab")) else ","
+
+    def _headers(self, path: str) -> list[str]:
+        with self._fs.open(path, "rt", compression="infer", encoding="utf-8-sig") as handle:
+            line = handle.readline()
+        return next(csv.reader([line], delimiter=self._delimiter(path)), [])
+
+    def batches(self, path: str) -> Iterator[pa.RecordBatch]:
+        """The file's declared columns and year column, as string batches of about 1 MiB."""
+        headers = self._headers(path)
+        by_name = {snake_case(h): h for h in headers}
+        wanted = [*self.config.columns, snake_case(self.config.year_column)]
+        missing = [name for name in wanted if name not in by_name]
+        if missing:
+            raise SourceError(
+                f"dataset {self.config.name}, file {path}: no header for column(s) "
+                f"{', '.join(missing)}; headers are {', '.join(headers)}"
+            )
+        names = [f"c{i}" for i in range(len(headers))]
+        index = {h: i for i, h in enumerate(headers)}
+        picks = {name: names[index[by_name[name]]] for name in dict.fromkeys(wanted)}
+        with self._fs.open(path, "rb", compression="infer") as handle:
+            reader = pacsv.open_csv(
+                handle,
+                read_options=pacsv.ReadOptions(
+                    column_names=names, skip_rows=1, block_size=BLOCK_BYTES
+                ),
+                parse_options=pacsv.ParseOptions(delimiter=self._delimiter(path)),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=list(picks.values()),
+                    column_types=dict.fromkeys(picks.values(), pa.string()),
+                    strings_can_be_null=True,
+                    null_values=[""],
+                ),
+            )
+            for batch in reader:
+                yield pa.RecordBatch.from_arrays(
+                    [batch.column(column) for column in picks.values()], names=list(picks)
+                )
+
+    def _year_mask(self, batch: pa.RecordBatch, year: int, path: str) -> pa.Array:
+        values = batch.column(snake_case(self.config.year_column))
+        valid = pc.fill_null(pc.match_substring_regex(values, _YEAR), False)
+        if not pc.all(valid).as_py():
+            bad = values.filter(pc.invert(valid))[0].as_py()
+            raise SourceError(
+                f"dataset {self.config.name}, file {path}: year column "
+                f"{self.config.year_column!r} holds {bad!r}, which does not start with a year"
+            )
+        return pc.equal(pc.utf8_slice_codeunits(values, 0, 4), str(year))
+
+    def _count_file(self, path: str, year: int) -> int:
+        return sum(pc.sum(self._year_mask(b, year, path)).as_py() or 0 for b in self.batches(path))
+
+    # -- the Source interface --------------------------------------------------------------
+    def plan(self, year: int) -> Plan:
+        slices = []
+        for path in self._paths():
+            rows = self._count_file(path, year)
+            if rows:
+                params = {"file": (path,), "year": (str(year),)}
+                slices.append(Slice(key=path, params=params, expected_rows=rows))
+        total = sum(s.expected_rows for s in slices)
+        return Plan(year=year, slices=tuple(slices), source_count=total, year_count=total)
+
+    def count(self, year: int) -> int:
+        return self.plan(year).source_count
+
+    def fetch(self, part: Slice) -> Iterator[Page]:
+        path = part.params["file"][0]
+        year = int(part.params["year"][0])
+        limit = self.config.chunk_rows
+        columns = list(self.config.columns)
+        pending: list[pa.Table] = []
+        pending_rows = index = 0
+        for batch in self.batches(path):
+            rows = pa.Table.from_batches([batch]).filter(self._year_mask(batch, year, path))
+            pending.append(rows.select(columns))
+            pending_rows += rows.num_rows
+            while pending_rows >= limit:
+                table = pa.concat_tables(pending)
+                yield self._page(part, index, table.slice(0, limit))
+                index += 1
+                pending, pending_rows = [table.slice(limit)], table.num_rows - limit
+        if pending_rows:
+            yield self._page(part, index, pa.concat_tables(pending))
+
+    @staticmethod
+    def _page(part: Slice, index: int, table: pa.Table) -> Page:
+        return Page(slice=part, index=index, body=write_page(table), rows=table.num_rows)
+
+    def change_signal(self, years: Sequence[int]) -> dict[int, str]:
+        """One fingerprint of the matching files (paths, sizes, modification times)."""
+        digest = hashlib.sha256()
+        for path in self._paths():
+            info = self._fs.info(path)
+            stamp = info.get("mtime") or info.get("LastModified") or info.get("updated") or ""
+            digest.update(f"{path}|{info.get('size')}|{stamp}\n".encode())
+        return dict.fromkeys(years, digest.hexdigest()[:16])
+
+    def describe_query(self, year: int) -> dict[str, Any]:
+        return {"path": self.config.path, "year_column": self.config.year_column, "year": year}
+
+
+class FilesStore(dg.ConfigurableResource):
+    """The files kind needs no credentials; fsspec URLs carry their own (e.g. from the env)."""
+
+    resource_key: ClassVar[str] = "files_store"
+
+    @classmethod
+    def from_env(cls) -> FilesStore:
+        return cls()
+
+    def source(self, config: DatasetConfig) -> FilesSource:
+        assert isinstance(config, FilesDatasetConfig)
+        return FilesSource(config)

@@ -1,0 +1,36 @@
+"""The registry of source kinds: the one place a new kind is added, one line per kind.
+
+Each kind brings, from its own folder, its catalog model, its ``Cleaner`` (offline) and the
+Dagster resource that holds its connection settings and builds its ``Source`` (network).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ingest_assets.kinds.base import Cleaner, DatasetConfig
+from ingest_assets.kinds.files.cleaner import FilesCleaner
+from ingest_assets.kinds.files.config import FilesDatasetConfig
+from ingest_assets.kinds.files.source import FilesStore
+from ingest_assets.kinds.nass.cleaner import NassCleaner
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass.source import NassApi
+from ingest_assets.kinds.socrata.cleaner import SocrataCleaner
+from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
+from ingest_assets.kinds.socrata.source import SocrataApi
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    config_model: type[DatasetConfig]
+    cleaner: type[Cleaner]
+    resource: type[dg.ConfigurableResource]
+
+
+SOURCE_KINDS: dict[str, SourceKind] = {
+    "nass": SourceKind(NassDatasetConfig, NassCleaner, NassApi),
+    "socrata": SourceKind(SocrataDatasetConfig, SocrataCleaner, SocrataApi),
+    "files": SourceKind(FilesDatasetConfig, FilesCleaner, FilesStore),
+}

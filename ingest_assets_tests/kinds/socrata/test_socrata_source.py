@@ -1,0 +1,187 @@
+"""The Socrata source against the stand-in over HTTP: paging, counts, token, signals, cleaning."""
+
+from pathlib import Path
+
+import dagster as dg
+import orjson
+import pytest
+
+from ingest_assets.errors import CleaningError, SourceError
+from ingest_assets.kinds.socrata.cleaner import SocrataCleaner
+from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
+from ingest_assets.kinds.socrata.source import SocrataApi
+from ingest_assets.standin.socrata_server import (
+    LA311_2017_FIELDS,
+    SocrataStandIn,
+    columns_of,
+    rows_from_portal_csv,
+)
+
+FIXTURE = (
+    Path(__file__).resolve().parents[2]
+    / "fixtures/socrata/la311/MyLA311_Service_Request_Data_2017_Subset.csv.gz"
+)
+TOKEN = "app-token-0123456789abcdef"
+
+
+def config(**fields) -> SocrataDatasetConfig:
+    values = {
+        "name": "la_t",
+        "source": "socrata",
+        "domain": "data.lacity.org",
+        "table": "requests",
+        "start_year": 2017,
+        "dataset_ids": {2017: "la-2017"},
+        "key": ["srnumber"],
+        "columns": {"srnumber": "text", "updateddate": "timestamp", "nc": "integer"},
+        **fields,
+    }
+    return SocrataDatasetConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def la_rows():
+    return rows_from_portal_csv(FIXTURE, LA311_2017_FIELDS)
+
+
+@pytest.fixture
+def standin(la_rows):
+    with SocrataStandIn(app_token=TOKEN) as server:
+        server.add_dataset("la-2017", la_rows, columns_of(LA311_2017_FIELDS), "srnumber")
+        yield server
+
+
+def source_of(standin, token=TOKEN, **fields):
+    return SocrataApi(app_token=token, base_url=standin.base_url).source(config(**fields))
+
+
+def test_pages_in_a_total_order_until_a_short_page(standin):
+    source = source_of(standin, page_size=3_000)
+    plan = source.plan(2017)
+    assert plan.source_count == 9_999 and len(plan.slices) == 1
+    pages = list(source.fetch(plan.slices[0]))
+    assert [p.rows for p in pages] == [3_000, 3_000, 3_000, 999]
+    keys = [row["srnumber"] for p in pages for row in orjson.loads(p.body)]
+    assert len(keys) == len(set(keys)) == 9_999
+    requests = [r.params for r in standin.stats.requests if r.endpoint == "resource"]
+    pages_sent = [p for p in requests if "$offset" in p]
+    assert [p["$offset"] for p in pages_sent] == ["0", "3000", "6000", "9000"]
+    assert {p["$order"] for p in pages_sent} == {"srnumber,:id"}
+    assert {p["$limit"] for p in pages_sent} == {"3000"}
+    counts = [p for p in requests if p.get("$select") == "count(*) AS n"]
+    assert len(counts) == 2  # before paging and after
+    assert all(r.token_sent for r in standin.stats.requests)
+
+
+def test_a_page_size_that_divides_the_count_ends_on_an_empty_page(standin):
+    source = source_of(standin, page_size=3_333)
+    pages = list(source.fetch(source.plan(2017).slices[0]))
+    assert [p.rows for p in pages] == [3_333, 3_333, 3_333]
+    offsets = [r.params.get("$offset") for r in standin.stats.requests if "$offset" in r.params]
+    assert offsets == ["0", "3333", "6666", "9999"]
+
+
+def test_the_token_goes_in_a_header_and_never_into_errors_or_metadata(standin):
+    source = source_of(standin)
+    assert TOKEN not in str(source.describe_query(2017))
+    with pytest.raises(SourceError) as caught:
+        source_of(standin, token="wrong-token-zzzz").count(2017)
+    assert "SOCRATA_APP_TOKEN" in str(caught.value) and "wrong-token-zzzz" not in str(caught.value)
+    assert all("$$app_token" not in r.params for r in standin.stats.requests)
+
+
+def test_from_env_reads_the_token_only_when_set(monkeypatch):
+    monkeypatch.delenv("SOCRATA_APP_TOKEN", raising=False)
+    monkeypatch.setenv("SOCRATA_BASE_URL", "http://127.0.0.1:9")
+    api = SocrataApi.from_env()
+    assert api.app_token == "" and api.base_url == "http://127.0.0.1:9"
+    monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
+    with dg.build_resources({"socrata_api": SocrataApi.from_env()}) as built:
+        assert built.socrata_api.app_token == TOKEN
+
+
+def test_errors_name_the_dataset_and_year(standin):
+    with pytest.raises(SourceError, match=r"year 2018: no dataset id for this year"):
+        source_of(standin).plan(2018)
+    with pytest.raises(SourceError, match=r"no such dataset"):
+        source_of(standin, dataset_ids={2017: "gone-0000"}).count(2017)
+    bad_column = {"srnumber": "text", "nope_col": "text"}
+    with pytest.raises(SourceError, match=r"no-such-column"):
+        list(source_of(standin, columns=bad_column).fetch(source_of(standin).plan(2017).slices[0]))
+
+
+def test_change_signal_uses_rows_updated_at_then_view_last_modified(standin, la_rows):
+    source = source_of(standin)
+    first = source.change_signal([2017])
+    standin.upsert_rows("la-2017", [{**la_rows[0], "status": "Open"}], key="srnumber")
+    second = source.change_signal([2017])
+    assert int(second[2017]) > int(first[2017])
+    standin.set_metadata_quirk("la-2017")
+    metadata = source.change_signal([2017])
+    assert metadata == second  # viewLastModified moves with the rows on this portal
+    assert all(r.endpoint in ("views", "resource") for r in standin.stats.requests)
+
+
+def test_change_signal_of_one_dataset_is_per_year(standin, la_rows):
+    source = source_of(
+        standin,
+        dataset_ids=None,
+        dataset_id="la-2017",
+        year_column="updateddate",
+        updated_column="updateddate",
+    )
+    signals = source.change_signal([2017, 2018, 2019])
+    assert signals[2019].endswith("|2019-03-12T17:15:04.000")
+    assert signals[2017].split("|")[0] != signals[2019].split("|")[0]
+    total = sum(int(s.split("|")[0]) for s in signals.values())
+    assert total == 9_999
+    before = dict(signals)
+    changed = next(r for r in la_rows if r["updateddate"].startswith("2018"))
+    standin.upsert_rows(
+        "la-2017", [{**changed, "updateddate": "2019-05-01T00:00:00.000"}], key="srnumber"
+    )
+    after = source.change_signal([2017, 2018, 2019])
+    assert after[2017] == before[2017] and after[2018] != before[2018]
+    assert after[2019] != before[2019]
+
+
+def test_cleaning_names_column_key_and_value_unless_null_on_error():
+    rows = [
+        {"srnumber": "1-1", "updateddate": "2018-01-02T03:04:05.000", "nc": "44"},
+        {"srnumber": "1-2", "nc": "forty"},
+    ]
+    body = orjson.dumps(rows)
+    strict = SocrataCleaner(config())
+    with pytest.raises(CleaningError) as caught:
+        strict.clean(strict.parse_page(body), 2017, "dataset la_t, year 2017, slice la-2017")
+    assert "column 'nc' (integer) cannot hold 'forty' (key '1-2')" in str(caught.value)
+    assert "dataset la_t, year 2017" in str(caught.value)
+    lenient = SocrataCleaner(config(null_on_error=["nc"]))
+    table = lenient.clean(lenient.parse_page(body), 2017, "where")
+    assert table.column("nc").to_pylist() == [44, None]
+    assert table.column("year").to_pylist() == [2017, 2017]
+    assert table.column("updateddate").null_count == 1  # a missing field is NULL
+
+
+def test_an_incremental_plan_of_one_dataset_filters_year_and_watermark(standin, la_rows):
+    source = source_of(
+        standin,
+        dataset_ids=None,
+        dataset_id="la-2017",
+        year_column="updateddate",
+        mode="incremental",
+        updated_column="updateddate",
+    )
+    since = "2018-06-01T00:00:00.000"
+    plan = source.plan_changes(2018, since)
+    in_year = [r for r in la_rows if r["updateddate"].startswith("2018")]
+    assert plan.year_count == len(in_year)
+    assert plan.source_count == sum(r["updateddate"] >= since for r in in_year) > 0
+    [part] = plan.slices
+    assert part.params["$where"] == (
+        "(updateddate >= '2018-01-01T00:00:00.000' AND updateddate < '2019-01-01T00:00:00.000')"
+        " AND (updateddate >= '2018-06-01T00:00:00.000')",
+    )
+    fetched = [row for page in source.fetch(part) for row in orjson.loads(page.body)]
+    assert len(fetched) == plan.source_count
+    assert all(since <= row["updateddate"] < "2019" for row in fetched)
