@@ -324,7 +324,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from ingest_assets.errors_first import one_line_or_none
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "psql":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "psql":  # psql's own options (-c, -tA, ...) pass through, in order
+        given = list(sys.argv[1:] if argv is None else argv)
+        args.psql_args = given[given.index("psql") + 1 :]
     try:
         return args.run(args)
     except Exception as exc:

@@ -32,10 +32,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def one_line_or_none(exc: BaseException) -> str | None:
-    """The one-line message of a fixable mistake anywhere in ``exc``'s chain, else None."""
+    """The message of a fixable mistake anywhere in ``exc``'s chain, else None. Its first line
+    stands alone; a catalog's further problems follow it, one per line."""
     for error in _chain(exc):
         if isinstance(error, FIXABLE):
-            return str(error).splitlines()[0]
+            return str(error)
     return None
 
 
