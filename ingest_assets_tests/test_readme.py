@@ -68,16 +68,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _probe_dev(command: str, env: dict[str, str], timeout: float = 300) -> None:
+def _probe_dev(command: str, env: dict[str, str], log: Path, timeout: float = 300) -> None:
     port = _free_port()
-    process = subprocess.Popen(
-        command.format(port=port), shell=True, cwd=PROJECT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command.format(port=port), shell=True, cwd=PROJECT, env=env, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert process.poll() is None, "./run dev exited"
+            assert process.poll() is None, f"./run dev exited: {log.read_text()[-3000:]}"
             try:
                 info = requests.post(
                     f"http://127.0.0.1:{port}/graphql",
@@ -94,8 +95,9 @@ def _probe_dev(command: str, env: dict[str, str], timeout: float = 300) -> None:
                 time.sleep(2)
         raise AssertionError("./run dev did not answer")
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(60)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(60)
 
 
 @pytest.mark.slow
@@ -110,7 +112,7 @@ def test_the_readme_commands_work_offline_without_keys(tmp_path: Path):
                 continue
             run = (replacement or command).format(home=home, port="{port}")
             if how == PROBED:
-                _probe_dev(run, env)
+                _probe_dev(run, env, tmp_path / "dev.log")
                 continue
             script.append(run)
         # one shell, in README order, as a user types them (the eval's exports carry on)
