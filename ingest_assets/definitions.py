@@ -1,8 +1,10 @@
 """Dagster's entry point: the catalog becomes assets, checks and resources.
 
-``dagster dev``, ``dagster asset materialize -m ingest_assets.definitions`` and the tests all
-load ``defs`` from here. Connection settings come from the environment (documented in
-docs/operations.md); secrets only ever through ``dg.EnvVar``.
+``workspace.yaml`` (``dagster dev``, the code location ``ingest_assets``), ``dg`` (``[tool.dg]``)
+and ``dagster asset materialize -m ingest_assets.definitions`` all load ``defs`` from here. It is
+built lazily, when Dagster asks for it: importing this module reads no catalog and changes no
+process state. Connection settings come from the environment (documented in README's
+Configuration); secrets only ever through ``dg.EnvVar``.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import os
 import dagster as dg
 import pyarrow as pa
 
-from ingest_assets.assets.factory import dataset_assets
-from ingest_assets.automation import automation_definitions
+from ingest_assets.automation.notifications import notify_run_failure, notify_run_success
 from ingest_assets.catalog import load_catalog
+from ingest_assets.dataset import dataset_definitions
 from ingest_assets.embedded import ingest_home
 from ingest_assets.executors import executor_from_env
 from ingest_assets.kinds.registry import SOURCE_KINDS
@@ -61,11 +63,19 @@ def use_a_memory_pool_that_returns_memory() -> None:
 
 
 def build_definitions() -> dg.Definitions:
+    """One ``dg.Definitions`` per dataset (its factory's), merged with what all share:
+    resources, the executor and the run-status notification sensors."""
     use_a_memory_pool_that_returns_memory()
-    catalog = load_catalog()
-    assets = [asset for config in catalog.values() for asset in dataset_assets(config)]
-    base = dg.Definitions(assets=assets, resources=build_resources(), executor=executor_from_env())
-    return dg.Definitions.merge(base, automation_definitions(catalog))
+    datasets = [dataset_definitions(config) for config in load_catalog().values()]
+    shared = dg.Definitions(
+        resources=build_resources(),
+        executor=executor_from_env(),
+        sensors=[notify_run_failure, notify_run_success],
+    )
+    return dg.Definitions.merge(*datasets, shared)
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What Dagster loads; a catalog mistake surfaces here as one line (see ``catalog``)."""
+    return build_definitions()

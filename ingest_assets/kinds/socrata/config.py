@@ -51,6 +51,11 @@ class SocrataDatasetConfig(TypedDatasetConfig):
             "set, else soda2)."
         ),
     )
+    anonymous: bool = Field(
+        False,
+        description="Fetch from the real portal without SOCRATA_APP_TOKEN (Socrata throttles "
+        "anonymous clients). Without it and without a token, nothing is sent to the portal.",
+    )
 
     @field_validator("domain")
     @classmethod
