@@ -308,8 +308,7 @@ def test_a_200k_row_year_pages_by_keyset_without_duplicates_gaps_or_deep_offsets
 
 
 def test_the_sensor_logic_sees_a_change_without_rows_updated_at(standin, la_rows):
-    # `dagster sensor preview` fails on this branch before the source is reached (the sensor's
-    # resources KeyError that the automation branch fixes), so the tick logic is called here.
+    # The tick's logic over several ticks; test_socrata_sensor_preview runs one through Dagster.
     source = source_of(standin)
     standin.set_metadata_quirk("la-2017")
     first = check_years(source, [2017], WatchCursor.parse(None))
