@@ -107,6 +107,7 @@ class Plan:
     source_count: int
     notes: tuple[str, ...] = ()
     year_count: int | None = None
+    source_version: str | None = None  # the data's version where the source has one (a file)
 
 
 @dataclass

@@ -52,7 +52,8 @@ class NassBulkSource(Source):
         params = {"file": (manifest["file"],), "etag": (manifest["etag"],), "year": (str(year),)}
         slices = (Slice(key=manifest["file"], params=params, expected_rows=rows),) if rows else ()
         note = f"bulk file {manifest['file']} (ETag {manifest['etag']}): {rows:,} rows kept"
-        return Plan(year, slices, source_count=rows, notes=(note,), year_count=rows)
+        version = f"{manifest['file']}@{manifest['etag']}"
+        return Plan(year, slices, rows, (note,), year_count=rows, source_version=version)
 
     def count(self, year: int) -> int:
         _, _, part = self._year(year)

@@ -125,11 +125,13 @@ def test_several_years_read_the_file_once(instance, resources, dataset, bulk, wa
     assert bulk.stats.downloads == 1
     with psycopg.connect(warehouse_url) as conn:
         ledger = conn.execute(
-            "SELECT year, status, source_count, rows_loaded FROM ingest_meta.load_ledger "
-            "ORDER BY year"
+            "SELECT year, status, source_count, rows_loaded, source_version "
+            "FROM ingest_meta.load_ledger ORDER BY year"
         ).fetchall()
+    version = f"{bulk.published.name}@{bulk.published.etag}"
     assert ledger == [
-        (y, "loaded", expected_count(dataset, y), expected_count(dataset, y)) for y in YEARS
+        (y, "loaded", expected_count(dataset, y), expected_count(dataset, y), version)
+        for y in YEARS
     ]
 
 
