@@ -76,6 +76,10 @@ class NassBulkSource(Source):
                 yield Page(slice=part, index=index, body=body.getvalue(), rows=batch.num_rows)
 
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
+        """Per year: its kept rows and their checksum in the current split ("unsplit" before
+        the first pass, so a sensor turned on early records that and waits)."""
+        if self.store.current() is None:
+            return dict.fromkeys(years, "unsplit")
         signals = {}
         for year in years:
             _, _, part = self._year(year)

@@ -13,7 +13,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets
+from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets, dataset_definitions
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
@@ -46,6 +46,9 @@ API = NassDatasetConfig(
     end_year=2021,
     query=QUERY,
 )
+
+
+BULK_SENSOR = "crops_bulk_bulk_file_sensor"
 
 
 @pytest.fixture
@@ -174,6 +177,35 @@ def test_a_truncated_file_fails_clearly_and_loads_nothing(
     assert not list((tmp_path / "staging" / "bulk" / "crops_bulk").glob("*/year=*"))
 
 
+def _tick(name, instance, resources, cursor=None):
+    defs = dg.Definitions.merge(dataset_definitions(BULK), dg.Definitions(resources=resources))
+    repository = defs.get_repository_def()
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources, repository_def=repository
+    )
+    return repository.get_sensor_def(name).evaluate_tick(context)  # as the code server does
+
+
+def test_a_new_daily_file_requests_only_the_years_whose_rows_changed(
+    instance, resources, dataset, bulk
+):
+    bulk_file = [a for a in dataset_assets(BULK) if a.key.path[-1] == "bulk_file"]
+    assert "no split yet" in _tick(BULK_SENSOR, instance, resources).skip_message
+    assert dg.materialize(bulk_file, resources=resources, instance=instance).success
+    baseline = _tick("crops_bulk_new_data", instance, resources)
+    assert not baseline.run_requests
+    assert "already split" in _tick(BULK_SENSOR, instance, resources).skip_message
+
+    dataset.revise(2021)
+    new = bulk.publish("20261203")
+    [request] = _tick(BULK_SENSOR, instance, resources).run_requests
+    assert request.run_key == f"{new.name}@{new.etag}"
+    assert dg.materialize(bulk_file, resources=resources, instance=instance).success
+    changed = _tick("crops_bulk_new_data", instance, resources, baseline.cursor)
+    assert [r.partition_key for r in changed.run_requests] == ["2021"]
+    assert bulk.stats.downloads == 2
+
+
 def test_cli_materialize_backfills_years_from_one_download(
     bulk, dataset, warehouse_url, dagster_pg_url, tmp_path
 ):
@@ -211,3 +243,16 @@ def test_cli_materialize_backfills_years_from_one_download(
         rows, _ = checksum(warehouse_url, "facts_bulk", year)
         assert rows == dataset.count({**filters, "year": year}) > 0
     assert bulk.stats.downloads == 1
+
+    bulk.publish("20261203")  # the sensor, in a code server as the daemon runs it
+    done = subprocess.run(
+        [dagster, "sensor", "preview", "-m", "ingest_assets.definitions", BULK_SENSOR],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "Sensor returning run requests for 1 run(s)" in output, output[-3000:]
