@@ -4,9 +4,6 @@ Both stand-ins serve the same ``NassDataset``, so the bulk path and the API path
 same table for the same query and year.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +17,7 @@ from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
 from ingest_assets.standin.nass_bulk_server import NassBulkStandIn
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
+from ingest_assets_tests.support.pipeline import cli_env, run_dagster
 
 PROJECT = Path(__file__).resolve().parents[3]
 QUERY = {
@@ -209,33 +207,17 @@ def test_a_new_daily_file_requests_only_the_years_whose_rows_changed(
 def test_cli_materialize_backfills_years_from_one_download(
     bulk, dataset, warehouse_url, dagster_pg_url, tmp_path
 ):
-    catalog = tmp_path / "datasets.yaml"
-    catalog.write_text(
+    catalog = (
         "datasets:\n  crops_bulk:\n    source: nass_bulk\n    file: crops\n"
         "    table: facts_bulk\n    start_year: 2019\n    end_year: 2021\n"
         "    query: {agg_level_desc: COUNTY, state_alpha: [IA, IL, NE]}\n"
     )
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_pg_url,
-        "DATABASE_URL": warehouse_url,
-        "INGEST_DATASETS": str(catalog),
-        "INGEST_STAGING": str(tmp_path / "staging"),
-        "NASS_BULK_URL": bulk.listing_url,
-    }
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    base = [dagster, "asset", "materialize", "-m", "ingest_assets.definitions"]
-    commands = [[*base, "--select", "key:crops_bulk/bulk_file"]] + [
-        [*base, "--select", "key:crops_bulk/raw_pages+", "--partition", str(year)] for year in YEARS
+    env = cli_env(tmp_path, catalog, dagster_pg_url, warehouse_url, NASS_BULK_URL=bulk.listing_url)
+    runs = [("--select", "key:crops_bulk/bulk_file")] + [
+        ("--select", "key:crops_bulk/raw_pages+", "--partition", str(year)) for year in YEARS
     ]
-    for command in commands:
-        done = subprocess.run(
-            command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300
-        )
+    for args in runs:
+        done = run_dagster(env, "asset", "materialize", *args)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "RUN_SUCCESS" in done.stderr + done.stdout
     filters = {"agg_level_desc": "COUNTY", "state_alpha": ["IA", "IL", "NE"]}
@@ -245,14 +227,7 @@ def test_cli_materialize_backfills_years_from_one_download(
     assert bulk.stats.downloads == 1
 
     bulk.publish("20261203")  # the sensor, in a code server as the daemon runs it
-    done = subprocess.run(
-        [dagster, "sensor", "preview", "-m", "ingest_assets.definitions", BULK_SENSOR],
-        env=env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_dagster(env, "sensor", "preview", BULK_SENSOR)
     assert done.returncode == 0, done.stderr[-3000:]
     output = done.stdout + done.stderr
     assert "Sensor returning run requests for 1 run(s)" in output, output[-3000:]
