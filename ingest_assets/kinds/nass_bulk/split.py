@@ -115,7 +115,7 @@ def _reader(stream: gzip.GzipFile, where: str) -> pacsv.CSVStreamingReader:
         )
     return pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
+        read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
         parse_options=_PARSE,
         convert_options=_CONVERT,
     )
