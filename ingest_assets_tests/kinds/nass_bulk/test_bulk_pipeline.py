@@ -218,8 +218,7 @@ def test_cli_materialize_backfills_years_from_one_download(
     ]
     for args in runs:
         done = run_dagster(env, "asset", "materialize", *args)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "RUN_SUCCESS" in done.stderr + done.stdout
+        assert done.returncode == 0, done.stderr[-3000:]  # a failed run exits non-zero
     filters = {"agg_level_desc": "COUNTY", "state_alpha": ["IA", "IL", "NE"]}
     for year in YEARS:
         rows, _ = checksum(warehouse_url, "facts_bulk", year)
