@@ -97,6 +97,7 @@ def load_year(
         mode,
         now(),
         *(counts.source, counts.staged, counts.cleaned),
+        source_version=raw_pages.manifest.get("source_version"),
     )
     load = _loader(mode, spec, raw_pages.year_count)
     batches = cleaned.batches(COPY_BLOCK_ROWS)
