@@ -4,7 +4,9 @@ All three share the dataset's yearly partitions and group. ``raw_pages`` plans t
 hands a ``PageStream`` to the staging IO manager; ``cleaned`` types the staged pages chunk by
 chunk into Parquet; ``facts`` loads the Parquet into PostgreSQL, replacing the year atomically,
 and carries the blocking ``row_counts_reconcile`` check: source count = rows staged = rows
-cleaned = rows loaded, verified inside the load transaction before anything commits.
+cleaned = rows loaded, and no shrink beyond ``max_shrink`` unless confirmed (``warehouse.shrink``),
+verified inside the load transaction before anything commits; and the WARN check
+``year_not_empty`` (``warehouse.emptiness``).
 
 A dataset in ``mode: incremental`` differs in two places only: ``raw_pages`` reads the year's
 watermark from the warehouse and plans just the rows changed since it (minus the overlap), and
@@ -24,6 +26,7 @@ import pyarrow as pa
 
 from ingest_assets.automation.policies import backfill_policy
 from ingest_assets.cleaning.columns import arrow_schema
+from ingest_assets.cleaning.storable import check_storable
 from ingest_assets.errors import SourceError, SourceUnavailable
 from ingest_assets.kinds.base import Cleaner, DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.registry import SOURCE_KINDS
@@ -32,6 +35,7 @@ from ingest_assets.partitions import yearly_partitions
 from ingest_assets.staging.frames import CleanedFrames, FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger
+from ingest_assets.warehouse.emptiness import empty_year_warning
 from ingest_assets.warehouse.loader import (
     COPY_BLOCK_ROWS,
     Counts,
@@ -41,10 +45,12 @@ from ingest_assets.warehouse.loader import (
     upsert_year,
 )
 from ingest_assets.warehouse.resource import Warehouse
+from ingest_assets.warehouse.shrink import ShrinkGuard, confirmation
 from ingest_assets.warehouse.tables import FactsTable
 from ingest_assets.warehouse.views import refresh_views
 
 RECONCILE_CHECK = "row_counts_reconcile"
+EMPTY_YEAR_CHECK = "year_not_empty"
 FULL_RELOAD_TAG = "ingest/full_reload"
 FETCH_RETRY = dg.RetryPolicy(
     max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -107,10 +113,11 @@ def _plan(context: dg.AssetExecutionContext, config: DatasetConfig, source: Sour
     return source.plan_changes(year, since)
 
 
-def _loader(mode: str, config: DatasetConfig, year_count: int):
-    """``replace_year`` for full loads; ``upsert_year`` bound to the key and watermark column."""
+def _loader(mode: str, config: DatasetConfig, year_count: int, guard: ShrinkGuard):
+    """``replace_year`` with the shrink guard for full loads; ``upsert_year`` (which never
+    removes rows) bound to the key and watermark column."""
     if mode != "incremental":
-        return replace_year
+        return functools.partial(replace_year, guard=guard)
     assert isinstance(config, TypedDatasetConfig) and config.updated_column
     return functools.partial(
         upsert_year, year_source=year_count, updated_column=config.updated_column
@@ -202,8 +209,15 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                     if incremental
                     else ""
                 )
-                + "; verified before the load commits.",
-            )
+                + "; verified before the load commits. A full load may not empty a year or "
+                f"remove more than {config.max_shrink:.0%} of its rows unless confirmed.",
+            ),
+            dg.AssetCheckSpec(
+                EMPTY_YEAR_CHECK,
+                asset=facts_key,
+                description="Warns when the year has 0 rows while a neighbouring year has data, "
+                "or when every year loaded has 0 rows (likely a query mistake).",
+            ),
         ],
         description=f"{about} in PostgreSQL table {config.db_schema}.{config.table}; "
         + (
@@ -236,7 +250,8 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         )
         with warehouse.connect() as conn:
             try:
-                load = _loader(mode, config, raw_pages.year_count)
+                guard = ShrinkGuard(config.max_shrink, confirmation(context.run.tags, name, year))
+                load = _loader(mode, config, raw_pages.year_count, guard)
                 result = load(
                     conn,
                     target,
@@ -257,12 +272,15 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                     conn, config.db_schema, config.refresh_views, f"{name} year {year}"
                 )
                 context.log.info(f"{name} year {year}: refreshed {', '.join(views)}")
+            warning = empty_year_warning(
+                conn, target, name, year, raw_pages.manifest.get("query", {})
+            )
         figures = {k: dg.MetadataValue.int(v) for k, v in result.figures.items()}
         message = (
             f"{name} year {year}: {result.loaded:,} rows loaded, matching the source"
             + (f" ({result.year_rows:,} rows in the year)" if merging else "")
             if result.committed
-            else f"{name} {result.mismatch()}; load rolled back, table unchanged"
+            else result.refusal or f"{name} {result.mismatch()}; load rolled back, table unchanged"
         )
         if not result.committed:
             context.log.error(message)
@@ -271,6 +289,14 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             passed=result.committed,
             description=message,
             metadata={"year": dg.MetadataValue.int(year), **figures},
+        )
+        if warning:
+            context.log.warning(warning)
+        emptiness = dg.AssetCheckResult(
+            check_name=EMPTY_YEAR_CHECK,
+            passed=warning is None,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=warning or f"{name} year {year}: not suspiciously empty",
         )
         return dg.MaterializeResult(
             metadata={
@@ -292,7 +318,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 "analyze_seconds": dg.MetadataValue.float(round(result.analyze_seconds, 3)),
                 **figures,
             },
-            check_results=[check],
+            check_results=[check, emptiness],
         )
 
     return [raw_pages, cleaned, facts]
@@ -301,4 +327,5 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
 def _clean_pages(cleaner: Cleaner, staged: StagedPages, year: int) -> Iterator[pa.Table]:
     for entry, body in staged.bodies():
         where = f"dataset {cleaner.config.name}, year {year}, slice {entry['key']}"
-        yield from cleaner.clean_chunks(body, year, where)
+        for chunk in cleaner.clean_chunks(body, year, where):
+            yield check_storable(chunk, where, cleaner.config.nul_bytes, cleaner.row_key)

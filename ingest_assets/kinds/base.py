@@ -55,6 +55,19 @@ class DatasetConfig(BaseModel):
         5, ge=1, description="How many recent years the new-data sensor watches for revisions."
     )
     analyze: bool = True
+    max_shrink: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Largest fraction of a year's rows a full load may remove without an "
+        "operator's confirmation (run tag ingest/confirm_shrink=true or INGEST_CONFIRM_SHRINK); "
+        "a load to 0 rows always needs one. The first load of a year is never blocked.",
+    )
+    nul_bytes: Literal["fail", "strip"] = Field(
+        "fail",
+        description="A NUL byte in a text value (PostgreSQL cannot store one): 'fail' refuses "
+        "the year naming column, row and value; 'strip' removes the NUL bytes.",
+    )
     refresh_views: list[str] = Field(default_factory=list)
 
     @field_validator("name", "table", "db_schema")
@@ -118,6 +131,11 @@ class Cleaner(ABC):
 
     def __init__(self, config: DatasetConfig) -> None:
         self.config = config
+
+    @property
+    def row_key(self) -> tuple[str, ...]:
+        """Cleaned columns that name a row in errors (none: its position)."""
+        return ()
 
     @abstractmethod
     def columns(self) -> tuple[Column, ...]:

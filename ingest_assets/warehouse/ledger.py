@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS ingest_meta.load_ledger (
     status text NOT NULL CHECK (status IN ('loaded', 'failed')),
     message text
 );
+ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS rows_before bigint;
+ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS shrink_confirmed_by text;
 CREATE TABLE IF NOT EXISTS ingest_meta.watermarks (
     dataset text NOT NULL,
     year integer NOT NULL,
@@ -65,11 +67,17 @@ def record(
     status: str,
     rows_loaded: int | None,
     message: str | None = None,
+    *,
+    rows_before: int | None = None,
+    confirmed: str | None = None,
 ) -> None:
+    """One ledger row; ``rows_before`` is the year's rows the load replaced, ``confirmed`` who
+    confirmed a shrink beyond the catalog's ``max_shrink`` (see ``warehouse.shrink``)."""
     conn.execute(
         "INSERT INTO ingest_meta.load_ledger (dataset, target_table, year, run_id, mode, "
-        "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message, "
+        "rows_before, shrink_confirmed_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             entry.dataset,
             entry.target_table,
@@ -83,6 +91,8 @@ def record(
             entry.started_at,
             status,
             message,
+            rows_before,
+            confirmed,
         ),
     )
 

@@ -126,7 +126,7 @@ def materialize(instance, resources, config, year, **kwargs):
 
 
 def check_of(result) -> dg.AssetCheckEvaluation:
-    [check] = result.get_asset_check_evaluations()
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == RECONCILE_CHECK]
     assert check.check_name == RECONCILE_CHECK
     return check
 

@@ -1,0 +1,281 @@
+"""Data safety (#17): no silent wipe or shrink of a year, empty years made visible, content kept
+byte for byte. Each refusal is counted as a bad input on the reliability line; rows a refusal
+should have kept but did not count as lost.
+
+The table of cases and their errors is in docs/reliability.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+import yaml
+
+from ingest_assets.assets.factory import EMPTY_YEAR_CHECK, RECONCILE_CHECK, dataset_assets
+from ingest_assets.definitions import build_resources
+from ingest_assets.kinds.files.config import FilesDatasetConfig
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
+from ingest_assets.standin.nass_data import NassDataset
+from ingest_assets.standin.nass_server import NassStandIn
+from ingest_assets.standin.socrata_server import SocrataStandIn
+from ingest_assets.warehouse.shrink import CONFIRM_ENV, CONFIRM_TAG
+from ingest_assets_tests.reliability.faults import year_checksum
+
+pytestmark = pytest.mark.reliability
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+YEAR = 2021
+FILE_COLUMNS = {"id": "text", "note": "text", "amount": "double precision"}
+
+
+def files_entry(folder: Path, **fields) -> dict:
+    return {
+        "source": "files",
+        "table": "safe_rows",
+        "start_year": 2019,
+        "end_year": 2023,
+        "path": f"{folder}/*.csv",
+        "year_column": "year",
+        "columns": FILE_COLUMNS,
+        "key": ["id"],
+        **fields,
+    }
+
+
+def files_config(folder: Path, **fields) -> FilesDatasetConfig:
+    return FilesDatasetConfig(name="files_safe", **files_entry(folder, **fields))
+
+
+def write_years(folder: Path, rows_per_year: dict[int, int]) -> None:
+    with (folder / "data.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["year", "id", "note", "amount"])
+        for year, rows in rows_per_year.items():
+            writer.writerows([year, f"{year}-{i}", f"note {i}", i * 0.5] for i in range(rows))
+
+
+@pytest.fixture
+def env(warehouse_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", warehouse_url)
+    monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
+    monkeypatch.delenv(CONFIRM_ENV, raising=False)
+    folder = tmp_path / "files"
+    folder.mkdir()
+    return folder
+
+
+def materialize(instance, config, year=YEAR, resources=None, **kwargs):
+    return dg.materialize(
+        dataset_assets(config),
+        partition_key=str(year),
+        resources=resources or build_resources(),
+        instance=instance,
+        raise_on_error=False,
+        **kwargs,
+    )
+
+
+def check_named(result, name: str) -> dg.AssetCheckEvaluation:
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == name]
+    return check
+
+
+def ledger_rows(url: str, dataset: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT status, rows_before, rows_loaded, shrink_confirmed_by "
+            "FROM ingest_meta.load_ledger WHERE dataset = %s ORDER BY id",
+            (dataset,),
+        ).fetchall()
+
+
+def assert_refused(result, url, table, before, dataset, rows_after, tally) -> None:
+    """The shrink was refused naming dataset, year, both counts and the threshold; year kept."""
+    after = year_checksum(url, table, YEAR)
+    tally.add("rows_lost", max(0, before[0] - after[0]))
+    assert not result.success
+    check = check_named(result, RECONCILE_CHECK)
+    assert not check.passed
+    assert f"dataset {dataset}, year {YEAR}" in check.description
+    assert f"from {before[0]:,} rows to {rows_after:,} rows" in check.description
+    assert "max_shrink 0.5" in check.description, check.description
+    assert after == before
+    tally.add("bad_inputs")
+
+
+# -- shrink guard, files ----------------------------------------------------------------------
+@pytest.mark.parametrize("rows_after", [0, 10])
+def test_files_shrink_is_refused_until_confirmed_by_run_tag(
+    instance, env, warehouse_url, tally, rows_after
+):
+    config = files_config(env)
+    write_years(env, {YEAR: 1_000})
+    assert materialize(instance, config).success
+    before = year_checksum(warehouse_url, "safe_rows", YEAR)
+    assert before[0] == 1_000
+    write_years(env, {YEAR: rows_after, 2022: 5})  # the file replaced by a stub
+    refused = materialize(instance, config)
+    assert_refused(refused, warehouse_url, "safe_rows", before, "files_safe", rows_after, tally)
+
+    tags = {CONFIRM_TAG: "true", "dagster/user": "ops@example.org"}
+    confirmed = materialize(instance, config, tags=tags)
+    assert confirmed.success
+    assert year_checksum(warehouse_url, "safe_rows", YEAR)[0] == rows_after
+    assert ledger_rows(warehouse_url, "files_safe") == [
+        ("loaded", 0, 1_000, None),
+        ("failed", None, rows_after, None),
+        ("loaded", 1_000, rows_after, f"tag {CONFIRM_TAG} by ops@example.org"),
+    ]
+
+
+def test_a_shrink_within_max_shrink_and_a_first_empty_load_pass(instance, env, warehouse_url):
+    config = files_config(env, max_shrink=0.25)
+    write_years(env, {YEAR: 0, 2022: 1})
+    assert materialize(instance, config).success  # first load of an empty year: never blocked
+    write_years(env, {YEAR: 1_000})
+    assert materialize(instance, config).success
+    write_years(env, {YEAR: 760})  # 24% fewer
+    assert materialize(instance, config).success
+    write_years(env, {YEAR: 500})  # 34% fewer than 760
+    refused = materialize(instance, config)
+    assert not refused.success
+    assert "max_shrink 0.25" in check_named(refused, RECONCILE_CHECK).description
+    assert year_checksum(warehouse_url, "safe_rows", YEAR)[0] == 760
+
+
+def _cli(env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "ingest_assets.definitions"]
+    command += ["--select", "key:files_safe/raw_pages+", "--partition", str(YEAR)]
+    return subprocess.run(
+        command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_files_shrink_through_the_cli_is_refused_then_confirmed_by_variable(
+    env, warehouse_url, tmp_path, tally
+):
+    catalog = tmp_path / "datasets.yaml"
+    catalog.write_text(yaml.safe_dump({"datasets": {"files_safe": files_entry(env)}}))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    cli_env = {
+        **os.environ,
+        "INGEST_DATASETS": str(catalog),
+        "DAGSTER_HOME": str(home),
+        "USER": "cli-operator",
+    }
+    write_years(env, {YEAR: 1_000})
+    first = _cli(cli_env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = year_checksum(warehouse_url, "safe_rows", YEAR)
+    assert before[0] == 1_000
+
+    write_years(env, {YEAR: 10})
+    refused = _cli(cli_env)
+    after = year_checksum(warehouse_url, "safe_rows", YEAR)
+    tally.add("rows_lost", max(0, before[0] - after[0]))
+    assert refused.returncode != 0
+    assert "from 1,000 rows to 10 rows" in refused.stdout + refused.stderr
+    assert after == before
+    tally.add("bad_inputs")
+
+    confirmed = _cli({**cli_env, CONFIRM_ENV: f"files_safe/{YEAR}"})
+    assert confirmed.returncode == 0, confirmed.stderr[-3000:]
+    assert year_checksum(warehouse_url, "safe_rows", YEAR)[0] == 10
+    last = ledger_rows(warehouse_url, "files_safe")[-1]
+    assert last[:3] == ("loaded", 1_000, 10) and last[3].startswith(f"cli {CONFIRM_ENV} by ")
+
+
+# -- shrink guard, NASS and Socrata -------------------------------------------------------------
+NASS = NassDatasetConfig(
+    name="nass_safe",
+    source="nass",
+    table="nass_safe_facts",
+    start_year=2018,
+    query={"source_desc": "SURVEY", "sector_desc": "CROPS", "agg_level_desc": "COUNTY"},
+)
+
+
+def test_nass_shrink_is_refused_until_confirmed(
+    instance, warehouse_url, tmp_path, monkeypatch, tally
+):
+    data = NassDataset(records_per_year={YEAR: 1_000})
+    with NassStandIn(data) as standin:
+        monkeypatch.setenv("DATABASE_URL", warehouse_url)
+        monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
+        monkeypatch.setenv("NASS_API_KEY", standin.api_key)
+        monkeypatch.setenv("NASS_BASE_URL", standin.base_url)
+        assert materialize(instance, NASS).success
+        before = year_checksum(warehouse_url, "nass_safe_facts", YEAR)
+        assert before[0] == 1_000
+        for rows_after in (0, 10):
+            data.revise(YEAR, records=rows_after)
+            refused = materialize(instance, NASS)
+            assert_refused(
+                refused, warehouse_url, "nass_safe_facts", before, "nass_safe", rows_after, tally
+            )
+        assert materialize(instance, NASS, tags={CONFIRM_TAG: "true"}).success
+        assert year_checksum(warehouse_url, "nass_safe_facts", YEAR)[0] == 10
+
+
+PETS_ID = "safe-0001"
+SOCRATA_COLUMNS = {"issued": "calendar_date", "license": "text", "name": "text"}
+SOCRATA = SocrataDatasetConfig(
+    name="socrata_safe",
+    source="socrata",
+    domain="data.example.gov",
+    table="socrata_safe_rows",
+    start_year=2020,
+    end_year=2022,
+    dataset_id=PETS_ID,
+    year_column="issued",
+    columns={"issued": "date", "license": "text", "name": "text"},
+    key=["license"],
+    page_size=400,
+)
+
+
+def socrata_rows(n: int, name=lambda i: f"pet {i}") -> list[dict]:
+    return [
+        {
+            "issued": f"{YEAR}-0{1 + i % 9}-1{i % 10}T00:00:00.000",
+            "license": f"L{i}",
+            "name": name(i),
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def socrata(warehouse_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", warehouse_url)
+    monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
+    monkeypatch.delenv("SOCRATA_APP_TOKEN", raising=False)
+    with SocrataStandIn() as server:
+        monkeypatch.setenv("SOCRATA_BASE_URL", server.base_url)
+        yield server
+
+
+def test_socrata_shrink_is_refused_until_confirmed(instance, socrata, warehouse_url, tally):
+    socrata.add_dataset(PETS_ID, socrata_rows(1_000), SOCRATA_COLUMNS)
+    assert materialize(instance, SOCRATA).success
+    before = year_checksum(warehouse_url, "socrata_safe_rows", YEAR)
+    assert before[0] == 1_000
+    for rows_after in (0, 10):
+        socrata.replace_rows(PETS_ID, socrata_rows(rows_after))
+        refused = materialize(instance, SOCRATA)
+        assert_refused(
+            refused, warehouse_url, "socrata_safe_rows", before, "socrata_safe", rows_after, tally
+        )
+    assert materialize(instance, SOCRATA, tags={CONFIRM_TAG: "true"}).success
+    assert year_checksum(warehouse_url, "socrata_safe_rows", YEAR)[0] == 10
