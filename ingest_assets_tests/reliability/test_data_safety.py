@@ -18,14 +18,13 @@ import psycopg
 import pytest
 import yaml
 
-from ingest_assets.assets.factory import EMPTY_YEAR_CHECK, RECONCILE_CHECK, dataset_assets
+from ingest_assets.assets.factory import RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
-from ingest_assets.standin.socrata_server import SocrataStandIn
 from ingest_assets.warehouse.shrink import CONFIRM_ENV, CONFIRM_TAG
 from ingest_assets_tests.reliability.faults import year_checksum
 
@@ -61,16 +60,6 @@ def write_years(folder: Path, rows_per_year: dict[int, int]) -> None:
         writer.writerow(["year", "id", "note", "amount"])
         for year, rows in rows_per_year.items():
             writer.writerows([year, f"{year}-{i}", f"note {i}", i * 0.5] for i in range(rows))
-
-
-@pytest.fixture
-def env(warehouse_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", warehouse_url)
-    monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
-    monkeypatch.delenv(CONFIRM_ENV, raising=False)
-    folder = tmp_path / "files"
-    folder.mkdir()
-    return folder
 
 
 def materialize(instance, config, year=YEAR, resources=None, **kwargs):
@@ -115,14 +104,14 @@ def assert_refused(result, url, table, before, dataset, rows_after, tally) -> No
 # -- shrink guard, files ----------------------------------------------------------------------
 @pytest.mark.parametrize("rows_after", [0, 10])
 def test_files_shrink_is_refused_until_confirmed_by_run_tag(
-    instance, env, warehouse_url, tally, rows_after
+    instance, files_folder, warehouse_url, tally, rows_after
 ):
-    config = files_config(env)
-    write_years(env, {YEAR: 1_000})
+    config = files_config(files_folder)
+    write_years(files_folder, {YEAR: 1_000})
     assert materialize(instance, config).success
     before = year_checksum(warehouse_url, "safe_rows", YEAR)
     assert before[0] == 1_000
-    write_years(env, {YEAR: rows_after, 2022: 5})  # the file replaced by a stub
+    write_years(files_folder, {YEAR: rows_after, 2022: 5})  # the file replaced by a stub
     refused = materialize(instance, config)
     assert_refused(refused, warehouse_url, "safe_rows", before, "files_safe", rows_after, tally)
 
@@ -137,34 +126,36 @@ def test_files_shrink_is_refused_until_confirmed_by_run_tag(
     ]
 
 
-def test_a_shrink_within_max_shrink_and_a_first_empty_load_pass(instance, env, warehouse_url):
-    config = files_config(env, max_shrink=0.25)
-    write_years(env, {YEAR: 0, 2022: 1})
+def test_a_shrink_within_max_shrink_and_a_first_empty_load_pass(
+    instance, files_folder, warehouse_url
+):
+    config = files_config(files_folder, max_shrink=0.25)
+    write_years(files_folder, {YEAR: 0, 2022: 1})
     assert materialize(instance, config).success  # first load of an empty year: never blocked
-    write_years(env, {YEAR: 1_000})
+    write_years(files_folder, {YEAR: 1_000})
     assert materialize(instance, config).success
-    write_years(env, {YEAR: 760})  # 24% fewer
+    write_years(files_folder, {YEAR: 760})  # 24% fewer
     assert materialize(instance, config).success
-    write_years(env, {YEAR: 500})  # 34% fewer than 760
+    write_years(files_folder, {YEAR: 500})  # 34% fewer than 760
     refused = materialize(instance, config)
     assert not refused.success
     assert "max_shrink 0.25" in check_named(refused, RECONCILE_CHECK).description
     assert year_checksum(warehouse_url, "safe_rows", YEAR)[0] == 760
 
 
-def _cli(env: dict[str, str]) -> subprocess.CompletedProcess:
+def _cli(variables: dict[str, str]) -> subprocess.CompletedProcess:
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "ingest_assets.definitions"]
     command += ["--select", "key:files_safe/raw_pages+", "--partition", str(YEAR)]
     return subprocess.run(
-        command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300
+        command, files_folder=variables, cwd=PROJECT, capture_output=True, text=True, timeout=300
     )
 
 
 def test_files_shrink_through_the_cli_is_refused_then_confirmed_by_variable(
-    env, warehouse_url, tmp_path, tally
+    files_folder, warehouse_url, tmp_path, tally
 ):
     catalog = tmp_path / "datasets.yaml"
-    catalog.write_text(yaml.safe_dump({"datasets": {"files_safe": files_entry(env)}}))
+    catalog.write_text(yaml.safe_dump({"datasets": {"files_safe": files_entry(files_folder)}}))
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -174,13 +165,13 @@ def test_files_shrink_through_the_cli_is_refused_then_confirmed_by_variable(
         "DAGSTER_HOME": str(home),
         "USER": "cli-operator",
     }
-    write_years(env, {YEAR: 1_000})
+    write_years(files_folder, {YEAR: 1_000})
     first = _cli(cli_env)
     assert first.returncode == 0, first.stderr[-3000:]
     before = year_checksum(warehouse_url, "safe_rows", YEAR)
     assert before[0] == 1_000
 
-    write_years(env, {YEAR: 10})
+    write_years(files_folder, {YEAR: 10})
     refused = _cli(cli_env)
     after = year_checksum(warehouse_url, "safe_rows", YEAR)
     tally.add("rows_lost", max(0, before[0] - after[0]))
@@ -254,16 +245,6 @@ def socrata_rows(n: int, name=lambda i: f"pet {i}") -> list[dict]:
         }
         for i in range(n)
     ]
-
-
-@pytest.fixture
-def socrata(warehouse_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", warehouse_url)
-    monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
-    monkeypatch.delenv("SOCRATA_APP_TOKEN", raising=False)
-    with SocrataStandIn() as server:
-        monkeypatch.setenv("SOCRATA_BASE_URL", server.base_url)
-        yield server
 
 
 def test_socrata_shrink_is_refused_until_confirmed(instance, socrata, warehouse_url, tally):

@@ -27,9 +27,8 @@ import pyarrow.csv as pacsv
 from ingest_assets.errors import SourceError
 from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.files.config import FilesDatasetConfig
-from ingest_assets.kinds.files.pages import write_page
+from ingest_assets.kinds.files.pages import MAX_ROW_BYTES, write_page
 
-BLOCK_BYTES = 1 << 20
 _YEAR = r"^\d{4}"
 _BOM_AWARE = {"utf-8": "utf-8-sig"}  # a byte order mark is not part of the first header
 
@@ -92,7 +91,7 @@ class FilesSource(Source):
         return f"dataset {self.config.name}, file {path}: not valid {encoding} text"
 
     def batches(self, path: str) -> Iterator[pa.RecordBatch]:
-        """The file's declared columns and year column, as string batches of about 1 MiB."""
+        """The file's declared columns and year column, as string batches of up to 16 MiB."""
         headers = self._headers(path)
         by_name = {snake_case(h): h for h in headers}
         wanted = [*self.config.columns, snake_case(self.config.year_column)]
@@ -112,10 +111,12 @@ class FilesSource(Source):
                     read_options=pacsv.ReadOptions(
                         column_names=names,
                         skip_rows=1,
-                        block_size=BLOCK_BYTES,
+                        block_size=MAX_ROW_BYTES,
                         encoding=self.config.encoding,
                     ),
-                    parse_options=pacsv.ParseOptions(delimiter=self._delimiter(path)),
+                    parse_options=pacsv.ParseOptions(
+                        delimiter=self._delimiter(path), newlines_in_values=True
+                    ),
                     convert_options=pacsv.ConvertOptions(
                         include_columns=list(picks.values()),
                         column_types=dict.fromkeys(picks.values(), pa.string()),
@@ -128,9 +129,14 @@ class FilesSource(Source):
                         [batch.column(column) for column in picks.values()], names=list(picks)
                     )
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            if isinstance(exc, pa.ArrowInvalid) and "UTF8" not in str(exc):
-                raise
-            raise SourceError(self._undecodable(path)) from None
+            if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(exc):
+                raise SourceError(self._undecodable(path)) from None
+            if "straddl" in str(exc):
+                raise SourceError(
+                    f"dataset {self.config.name}, file {path}: a row is longer than "
+                    f"{MAX_ROW_BYTES >> 20} MiB, the most the files kind reads"
+                ) from None
+            raise
 
     def _year_mask(self, batch: pa.RecordBatch, year: int, path: str) -> pa.Array:
         values = batch.column(snake_case(self.config.year_column))
