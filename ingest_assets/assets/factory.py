@@ -272,9 +272,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                     conn, config.db_schema, config.refresh_views, f"{name} year {year}"
                 )
                 context.log.info(f"{name} year {year}: refreshed {', '.join(views)}")
-            warning = empty_year_warning(
-                conn, target, name, year, raw_pages.manifest.get("query", {})
-            )
+            warning = empty_year_warning(conn, target, name, year, config.filters)
         figures = {k: dg.MetadataValue.int(v) for k, v in result.figures.items()}
         message = (
             f"{name} year {year}: {result.loaded:,} rows loaded, matching the source"

@@ -80,6 +80,11 @@ class DatasetConfig(BaseModel):
         """What raw pages are staged as: their file suffix and the ``raw_pages`` asset kind."""
         return "json"
 
+    @property
+    def filters(self) -> dict[str, Any]:
+        """What selects the dataset's rows at the source, as named when a query finds nothing."""
+        return {}
+
     @field_validator("refresh_views")
     @classmethod
     def _view_identifiers(cls, values: list[str]) -> list[str]:

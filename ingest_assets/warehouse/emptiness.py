@@ -28,8 +28,8 @@ def _years_loaded(conn: psycopg.Connection, dataset: str) -> dict[int, int]:
     return {year: int(loaded or 0) for year, loaded in rows}
 
 
-def describe_filters(query: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in query.items() if k != "year") or "(no filters)"
+def describe_filters(filters: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in filters.items()) or "(no filters)"
 
 
 def empty_year_warning(
@@ -37,7 +37,7 @@ def empty_year_warning(
     target: FactsTable,
     dataset: str,
     year: int,
-    query: Mapping[str, Any],
+    filters: Mapping[str, Any],
 ) -> str | None:
     """Why a year's 0 rows look wrong, or None when the year has rows (or nothing suggests so)."""
     if year_count(conn, target, year):
@@ -47,7 +47,7 @@ def empty_year_warning(
         years = ", ".join(map(str, sorted(loaded)))
         return (
             f"dataset {dataset}: 0 rows in every year loaded ({years}); likely a query "
-            f"mistake, check the filters: {describe_filters(query)}"
+            f"mistake, check the filters: {describe_filters(filters)}"
         )
     neighbours = {y: year_count(conn, target, y) for y in (year - 1, year + 1)}
     with_data = {y: n for y, n in neighbours.items() if n}

@@ -18,7 +18,8 @@ import psycopg
 import pytest
 import yaml
 
-from ingest_assets.assets.factory import RECONCILE_CHECK, dataset_assets
+from ingest_assets.assets.factory import EMPTY_YEAR_CHECK, RECONCILE_CHECK, dataset_assets
+from ingest_assets.automation import notifications
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.nass.config import NassDatasetConfig
@@ -260,3 +261,71 @@ def test_socrata_shrink_is_refused_until_confirmed(instance, socrata, warehouse_
         )
     assert materialize(instance, SOCRATA, tags={CONFIRM_TAG: "true"}).success
     assert year_checksum(warehouse_url, "socrata_safe_rows", YEAR)[0] == 10
+
+
+# -- empty and suspicious years -----------------------------------------------------------------
+def status_context(instance, result, event, sensor):
+    return dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=event,
+    )
+
+
+def test_an_empty_year_between_years_with_data_is_flagged_and_said_plainly(
+    instance, files_folder, tally
+):
+    config = files_config(files_folder)
+    write_years(files_folder, {2020: 5, 2022: 7})
+    for year in (2020, 2022):
+        loaded = materialize(instance, config, year=year)
+        assert loaded.success and check_named(loaded, EMPTY_YEAR_CHECK).passed
+    result = materialize(instance, config, year=YEAR)
+    warning = check_named(result, EMPTY_YEAR_CHECK)
+    assert result.success  # a warning, not a refusal
+    assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
+    assert warning.description == (
+        f"dataset files_safe, year {YEAR}: 0 rows while 2020 has 5 and 2022 has 7"
+    )
+    sensor = notifications.notify_run_success
+    text = notifications.success_text(
+        status_context(instance, result, result.get_run_success_event(), sensor)
+    )
+    assert f"files_safe/facts {YEAR}: 0 rows — the year is empty" in text
+    assert "0 rows while 2020 has 5" in text
+    tally.add("bad_inputs")
+
+
+def test_a_query_that_finds_nothing_in_any_year_is_flagged_naming_the_filters(
+    instance, warehouse_url, tmp_path, monkeypatch, tally
+):
+    query = {"source_desc": "SURVEY", "sector_desc": "CROPS", "agg_level_desc": "STATE"}
+    config = NASS.model_copy(update={"query": query})  # the stand-in, like NASS here, has counties
+    with NassStandIn(NassDataset(records_per_year={2019: 300, 2020: 300})) as standin:
+        monkeypatch.setenv("DATABASE_URL", warehouse_url)
+        monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
+        monkeypatch.setenv("NASS_API_KEY", standin.api_key)
+        monkeypatch.setenv("NASS_BASE_URL", standin.base_url)
+        results = [materialize(instance, config, year=year) for year in (2019, 2020)]
+    assert all(r.success for r in results)
+    warning = check_named(results[-1], EMPTY_YEAR_CHECK)
+    assert not warning.passed
+    assert "dataset nass_safe: 0 rows in every year loaded (2019, 2020)" in warning.description
+    assert "likely a query mistake" in warning.description
+    assert "agg_level_desc: STATE" in warning.description, warning.description
+    tally.add("bad_inputs")
+
+
+def test_a_refused_shrink_is_said_in_the_failure_notification(instance, files_folder):
+    config = files_config(files_folder)
+    write_years(files_folder, {YEAR: 40})
+    assert materialize(instance, config).success
+    write_years(files_folder, {YEAR: 0, 2022: 1})
+    result = materialize(instance, config)
+    assert not result.success
+    sensor = notifications.notify_run_failure
+    context = status_context(instance, result, result.get_run_failure_event(), sensor)
+    text = notifications.failure_text(context.for_run_failure())
+    assert "files_safe/facts check row_counts_reconcile" in text
+    assert "from 40 rows to 0 rows" in text

@@ -7,7 +7,7 @@ Files datasets are re-read whole on every run (there is no watermark in a folder
 from __future__ import annotations
 
 import codecs
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -29,6 +29,10 @@ class FilesDatasetConfig(TypedDatasetConfig):
         "naming file, line and byte. A UTF-8 byte order mark is never part of the first header.",
     )
     chunk_rows: int = Field(100_000, ge=1, description="Most rows per staged page.")
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        return {"path": self.path, "year_column": self.year_column}
 
     @property
     def page_format(self) -> str:
