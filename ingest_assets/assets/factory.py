@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ingest_assets.automation.policies import backfill_policy
 from ingest_assets.cleaning.columns import arrow_schema
-from ingest_assets.cleaning.storable import check_storable
+from ingest_assets.cleaning.storable import check_storable, may_hold_nul
 from ingest_assets.errors import SourceError, SourceUnavailable
 from ingest_assets.kinds.base import Cleaner, DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.registry import SOURCE_KINDS
@@ -325,5 +325,9 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
 def _clean_pages(cleaner: Cleaner, staged: StagedPages, year: int) -> Iterator[pa.Table]:
     for entry, body in staged.bodies():
         where = f"dataset {cleaner.config.name}, year {year}, slice {entry['key']}"
-        for chunk in cleaner.clean_chunks(body, year, where):
+        chunks = cleaner.clean_chunks(body, year, where)
+        if not may_hold_nul(body):
+            yield from chunks
+            continue
+        for chunk in chunks:
             yield check_storable(chunk, where, cleaner.config.nul_bytes, cleaner.row_key)

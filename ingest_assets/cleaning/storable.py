@@ -3,8 +3,9 @@
 Everything else (backslashes, tabs, newlines, CRs, quotes, non-ASCII, megabyte strings) passes
 through untouched; the COPY format quotes it. A NUL byte in text is the one thing a ``text``
 column refuses, and psycopg's raw error would name no dataset, column or row, so it is found here
-with pyarrow.compute (one vectorized pass per text column) and either refused with the column,
-the row's key and ``repr`` of the value, or stripped when the catalog says ``nul_bytes: strip``.
+with pyarrow.compute (one vectorized pass per text column, only for pages whose bytes hold one)
+and either refused with the column, the row's key and ``repr`` of the value, or stripped when
+the catalog says ``nul_bytes: strip``.
 Out-of-range numbers are refused in ``casts``, where the source text is still at hand.
 """
 
@@ -18,6 +19,13 @@ import pyarrow.compute as pc
 from ingest_assets.errors import CleaningError
 
 NUL = "\x00"
+_NUL_SPELLINGS = (b"\x00", b"\\u0000")  # raw, and as a JSON escape
+
+
+def may_hold_nul(body: bytes) -> bool:
+    """False when a staged page cannot hold a NUL byte in any value (a C-speed byte search), so
+    the per-column pass is skipped for the pages (nearly all) that have none."""
+    return any(spelling in body for spelling in _NUL_SPELLINGS)
 
 
 def row_key(table: pa.Table, index: int, key_columns: Sequence[str]) -> str:

@@ -148,7 +148,7 @@ def _cli(variables: dict[str, str]) -> subprocess.CompletedProcess:
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "ingest_assets.definitions"]
     command += ["--select", "key:files_safe/raw_pages+", "--partition", str(YEAR)]
     return subprocess.run(
-        command, files_folder=variables, cwd=PROJECT, capture_output=True, text=True, timeout=300
+        command, env=variables, cwd=PROJECT, capture_output=True, text=True, timeout=300
     )
 
 
