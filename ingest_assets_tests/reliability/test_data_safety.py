@@ -18,8 +18,8 @@ import psycopg
 import pytest
 import yaml
 
-from ingest_assets.assets.factory import EMPTY_YEAR_CHECK, RECONCILE_CHECK, dataset_assets
 from ingest_assets.automation import notifications
+from ingest_assets.dataset import EMPTY_YEAR_CHECK, RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.nass.config import NassDatasetConfig
