@@ -96,25 +96,31 @@ def test_every_storable_value_round_trips_through_socrata_json_exactly(
     assert loaded == {row["license"]: row["name"] for row in rows}
 
 
+def good_rows() -> list[list]:
+    return [[YEAR, f"r{i}", f"note {i}", "1", "1"] for i in range(20)]
+
+
 def _loaded_year(instance, folder: Path, url: str) -> tuple:
-    write_csv(folder, [[YEAR, f"r{i}", f"note {i}", "1", "1"] for i in range(20)])
+    write_csv(folder, good_rows())
     assert materialize(instance, files_config(folder, columns=COLUMNS)).success
     return year_checksum(url, "safe_rows", YEAR)
+
+
+def refused_change(instance, folder: Path, url: str, tally, row: int, field: int, value) -> str:
+    """Load 20 good rows, then the same file with one field of one row set to ``value``: the
+    reload must be refused, the year unchanged; returns the error."""
+    before = _loaded_year(instance, folder, url)
+    rows = good_rows()
+    rows[row][field] = value
+    write_csv(folder, rows)
+    result = materialize(instance, files_config(folder, columns=COLUMNS))
+    return refused(result, url, before, tally)
 
 
 def test_a_nul_byte_is_refused_naming_column_key_and_value_unless_stripped(
     instance, files_folder, warehouse_url, tally
 ):
-    before = _loaded_year(instance, files_folder, warehouse_url)
-    rows = [[YEAR, f"r{i}", f"note {i}", "1", "1"] for i in range(20)]
-    rows[7][2] = "bad\x00value"
-    write_csv(files_folder, rows)
-    message = refused(
-        materialize(instance, files_config(files_folder, columns=COLUMNS)),
-        warehouse_url,
-        before,
-        tally,
-    )
+    message = refused_change(instance, files_folder, warehouse_url, tally, 7, 2, "bad\x00value")
     assert f"dataset files_safe, year {YEAR}" in message
     assert "column 'note' holds a NUL byte" in message
     assert "'bad\\x00value' (key r7)" in message, message
@@ -163,16 +169,8 @@ def test_a_file_in_another_encoding_fails_naming_file_line_and_byte_until_declar
 def test_a_number_outside_its_type_is_refused_naming_column_and_value(
     instance, files_folder, warehouse_url, tally, column, value, expected
 ):
-    before = _loaded_year(instance, files_folder, warehouse_url)
-    rows = [[YEAR, f"r{i}", "n", "1", "1"] for i in range(20)]
-    rows[3][3 if column == "amount" else 4] = value
-    write_csv(files_folder, rows)
-    message = refused(
-        materialize(instance, files_config(files_folder, columns=COLUMNS)),
-        warehouse_url,
-        before,
-        tally,
-    )
+    position = 3 if column == "amount" else 4
+    message = refused_change(instance, files_folder, warehouse_url, tally, 3, position, value)
     assert expected in message and "key 'r3'" in message, message
 
 

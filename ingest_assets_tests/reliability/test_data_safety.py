@@ -28,6 +28,7 @@ from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets.warehouse.shrink import CONFIRM_ENV, CONFIRM_TAG
 from ingest_assets_tests.reliability.faults import year_checksum
+from ingest_assets_tests.support.pipeline import nass_resources
 
 pytestmark = pytest.mark.reliability
 
@@ -203,20 +204,17 @@ def test_nass_shrink_is_refused_until_confirmed(
 ):
     data = NassDataset(records_per_year={YEAR: 1_000})
     with NassStandIn(data) as standin:
-        monkeypatch.setenv("DATABASE_URL", warehouse_url)
-        monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
-        monkeypatch.setenv("NASS_API_KEY", standin.api_key)
-        monkeypatch.setenv("NASS_BASE_URL", standin.base_url)
-        assert materialize(instance, NASS).success
+        resources = nass_resources(monkeypatch, standin, warehouse_url, tmp_path / "staging")
+        assert materialize(instance, NASS, resources=resources).success
         before = year_checksum(warehouse_url, "nass_safe_facts", YEAR)
         assert before[0] == 1_000
         for rows_after in (0, 10):
             data.revise(YEAR, records=rows_after)
-            refused = materialize(instance, NASS)
+            refused = materialize(instance, NASS, resources=resources)
             assert_refused(
                 refused, warehouse_url, "nass_safe_facts", before, "nass_safe", rows_after, tally
             )
-        assert materialize(instance, NASS, tags={CONFIRM_TAG: "true"}).success
+        assert materialize(instance, NASS, resources=resources, tags={CONFIRM_TAG: "true"}).success
         assert year_checksum(warehouse_url, "nass_safe_facts", YEAR)[0] == 10
 
 
@@ -303,11 +301,8 @@ def test_a_query_that_finds_nothing_in_any_year_is_flagged_naming_the_filters(
     query = {"source_desc": "SURVEY", "sector_desc": "CROPS", "agg_level_desc": "STATE"}
     config = NASS.model_copy(update={"query": query})  # the stand-in, like NASS here, has counties
     with NassStandIn(NassDataset(records_per_year={2019: 300, 2020: 300})) as standin:
-        monkeypatch.setenv("DATABASE_URL", warehouse_url)
-        monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
-        monkeypatch.setenv("NASS_API_KEY", standin.api_key)
-        monkeypatch.setenv("NASS_BASE_URL", standin.base_url)
-        results = [materialize(instance, config, year=year) for year in (2019, 2020)]
+        resources = nass_resources(monkeypatch, standin, warehouse_url, tmp_path / "staging")
+        results = [materialize(instance, config, year, resources) for year in (2019, 2020)]
     assert all(r.success for r in results)
     warning = check_named(results[-1], EMPTY_YEAR_CHECK)
     assert not warning.passed
