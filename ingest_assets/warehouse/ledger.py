@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS ingest_meta.load_ledger (
     message text
 );
 ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS source_version text;
+ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS rows_before bigint;
+ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS shrink_confirmed_by text;
 CREATE TABLE IF NOT EXISTS ingest_meta.watermarks (
     dataset text NOT NULL,
     year integer NOT NULL,
@@ -67,11 +69,17 @@ def record(
     status: str,
     rows_loaded: int | None,
     message: str | None = None,
+    *,
+    rows_before: int | None = None,
+    confirmed: str | None = None,
 ) -> None:
+    """One ledger row; ``rows_before`` is the year's rows the load replaced, ``confirmed`` who
+    confirmed a shrink beyond the catalog's ``max_shrink`` (see ``warehouse.shrink``)."""
     conn.execute(
         "INSERT INTO ingest_meta.load_ledger (dataset, target_table, year, run_id, mode, "
         "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message, "
-        "source_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "source_version, rows_before, shrink_confirmed_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             entry.dataset,
             entry.target_table,
@@ -86,6 +94,8 @@ def record(
             status,
             message,
             entry.source_version,
+            rows_before,
+            confirmed,
         ),
     )
 

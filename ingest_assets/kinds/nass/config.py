@@ -7,7 +7,7 @@ loads, not at the first request.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -57,6 +57,10 @@ class NassDatasetConfig(DatasetConfig):
         description="Format of api_GET responses: CSV is about 45% of JSON's size and parses "
         "in parallel; pages are staged exactly as received in either.",
     )
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        return dict(self.query)
 
     @property
     def page_format(self) -> str:

@@ -7,7 +7,7 @@ be declared with a type a year can be compared with, so a bad entry fails the de
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -56,6 +56,11 @@ class SocrataDatasetConfig(TypedDatasetConfig):
         description="Fetch from the real portal without SOCRATA_APP_TOKEN (Socrata throttles "
         "anonymous clients). Without it and without a token, nothing is sent to the portal.",
     )
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        dataset = self.dataset_id or self.dataset_ids
+        return {"domain": self.domain, "dataset": dataset, "year_column": self.year_column}
 
     @field_validator("domain")
     @classmethod
