@@ -114,13 +114,17 @@ def _error(message: str) -> bytes:
 class LoggedRequest:
     """One request as the stand-in saw it; the key's value is replaced by "REDACTED".
 
-    `status` is 0 when the connection was dropped without a response.
+    `status` is 0 when the connection was dropped without a response; `started_at` is the
+    stand-in's `time.monotonic()` when the request arrived and `client` its User-Agent, so tests
+    can measure the request rate each client was held to.
     """
 
     endpoint: str
     path: str
     params: tuple[tuple[str, str], ...]
     status: int
+    started_at: float = 0.0
+    client: str = ""
 
 
 class NassStats:
@@ -297,7 +301,9 @@ class _Handler(TrackedHandler):
         self._fault: str | None = None
         self._truncate = False
         redacted = tuple((k, "REDACTED" if k == "key" else v) for k, v in self._params)
-        self._request = LoggedRequest(endpoint, url.path, redacted, 0)
+        self._request = LoggedRequest(
+            endpoint, url.path, redacted, 0, time.monotonic(), self.headers.get("User-Agent", "")
+        )
         standin.stats.started()
         try:
             if standin.latency:

@@ -20,6 +20,8 @@ FIGURES = (
     "rows_lost",
     "rows_duplicated",
     "secrets_found",
+    "budget_processes",
+    "rate_drops_shared",
 )
 _TALLY: Counter[str] = Counter()
 _STARTED: list[bool] = []

@@ -23,6 +23,7 @@ from ingest_assets.errors import SourceError
 from ingest_assets.http import HttpClient, Response
 from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.socrata.config import NUMBER_TYPES, TIME_TYPES, SocrataDatasetConfig
+from ingest_assets.request_budget import shared_budget
 
 
 def soql_time(value: datetime | date) -> str:
@@ -241,5 +242,6 @@ class SocrataApi(dg.ConfigurableResource):
             read_timeout=self.read_timeout_seconds,
             max_attempts=self.max_attempts,
             min_interval=self.min_interval_seconds,
+            budget=shared_budget(),
         )
         return SocrataSource(config, client, self.base_url)
