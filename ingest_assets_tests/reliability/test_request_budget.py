@@ -38,7 +38,10 @@ def served(standin, tally):
 
 
 def run_children(
-    warehouse_url: str, standin: NassStandIn, budgets: dict, children: list[tuple[str, str, int, float]]
+    warehouse_url: str,
+    standin: NassStandIn,
+    budgets: dict,
+    children: list[tuple[str, str, int, float]],
 ) -> list[str]:
     """Start one process per (name, endpoint, count, delay) at once; wait for all of them."""
     processes = [
