@@ -7,10 +7,15 @@ arrived and from which process, so the tests measure the rate and concurrency th
 
 from __future__ import annotations
 
+import itertools
+import os
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import orjson
+import psycopg
 import pytest
 
 from ingest_assets.request_budget import RequestBudget, host_key, parse_budgets
@@ -18,11 +23,12 @@ from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import LoggedRequest, NassStandIn
 
 pytestmark = pytest.mark.reliability
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def standin():
-    with NassStandIn(NassDataset(records_per_year={2019: 50})) as server:
+    with NassStandIn(NassDataset(records_per_year={2019: 50, 2021: 40})) as server:
         yield server
 
 
@@ -37,39 +43,36 @@ def served(standin, tally):
     standin.latency = 0.0
 
 
+def child_command(
+    warehouse_url: str, standin: NassStandIn, budgets: dict, child: tuple[str, str, int, float]
+) -> list[str]:
+    """The command of one budget child: (name, endpoint, count, delay)."""
+    name, endpoint, count, delay = child
+    url = f"{standin.base_url}/{endpoint}/"
+    arguments = [warehouse_url, orjson.dumps(budgets).decode(), url, standin.api_key, name]
+    module = "ingest_assets_tests.reliability.budget_child"
+    return [sys.executable, "-m", module, *arguments, str(count), str(delay)]
+
+
 def run_children(
     warehouse_url: str,
     standin: NassStandIn,
     budgets: dict,
     children: list[tuple[str, str, int, float]],
-) -> list[str]:
+) -> None:
     """Start one process per (name, endpoint, count, delay) at once; wait for all of them."""
     processes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ingest_assets_tests.reliability.budget_child",
-                warehouse_url,
-                orjson.dumps(budgets).decode(),
-                f"{standin.base_url}/{endpoint}/",
-                standin.api_key,
-                name,
-                str(count),
-                str(delay),
-            ],
+            child_command(warehouse_url, standin, budgets, child),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for name, endpoint, count, delay in children
+        for child in children
     ]
-    outputs = []
     for process in processes:
-        out, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
-        outputs.append(out.strip())
-    return outputs
 
 
 def most_in_any_window(times: list[float], seconds: float) -> int:
@@ -159,3 +162,95 @@ def test_a_burst_of_429s_slows_every_process_not_only_the_one_that_got_them(
     assert quiet and max(quiet) > 1.9
     state = RequestBudget(warehouse_url, parse_budgets(budgets)).state(served.base_url)
     assert state is not None and state["throttles"] == 3 and state["in_flight"] == 0
+
+
+def test_two_concurrent_dagster_runs_share_the_budget_set_in_the_catalog(
+    served, warehouse_url, dagster_pg_url, tmp_path, tally
+):
+    """Two `dagster asset materialize` processes, each loading a year, against one budget."""
+    host = host_key(served.base_url)
+    catalog = tmp_path / "datasets.yaml"
+    catalog.write_text(
+        "datasets:\n  nass_b:\n    source: nass\n    table: facts_budget\n    start_year: 2018\n"
+        "    query: {source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}\n"
+        f"budgets:\n  '{host}': {{requests: 1, per_seconds: 1.5, concurrency: 1}}\n"
+    )
+    served.latency = 0.4  # two runs' requests would overlap if nothing held them apart
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": dagster_pg_url,
+        "DATABASE_URL": warehouse_url,
+        "INGEST_DATASETS": str(catalog),
+        "INGEST_STAGING": str(tmp_path / "staging"),
+        "NASS_API_KEY": served.api_key,
+        "NASS_BASE_URL": served.base_url,
+        "NASS_MIN_INTERVAL_SECONDS": "0",
+    }
+    materialize = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
+    materialize += ["-m", "ingest_assets.definitions", "--select", "key:nass_b/raw_pages+"]
+    runs = [
+        subprocess.Popen(
+            [*materialize, "--partition", year],
+            env=env,
+            cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for year in ("2019", "2021")
+    ]
+    for run in runs:
+        output, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, output[-3000:]
+        assert "RUN_SUCCESS" in output
+    times = arrivals(served.stats.requests)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    print(
+        f"\ntwo dagster runs, budget 1 per 1.5 s, concurrency 1: {len(times)} requests, "
+        f"smallest gap {min(gaps):.3f}s, peak concurrency {served.stats.peak_concurrency}"
+    )
+    tally.add("budget_processes", 2)
+    tally.add("runs_survived", 2)
+    assert {2019, 2021} <= {
+        int(dict(r.params)["year"]) for r in served.stats.requests if "year" in dict(r.params)
+    }
+    assert served.stats.peak_concurrency == 1
+    assert min(gaps) >= 1.5 * 0.9  # grants are 1.5 s apart; arrivals jitter by milliseconds
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute(
+            "SELECT throttles FROM ingest_meta.request_budget WHERE host = %s", (host,)
+        ).fetchone() == (0,)
+        years = conn.execute("SELECT DISTINCT year FROM facts_budget ORDER BY 1").fetchall()
+    assert years == [(2019,), (2021,)]
+
+
+def test_a_killed_process_does_not_keep_its_concurrency_slot(served, warehouse_url, tally):
+    budgets = {host_key(served.base_url): {**RATE, "concurrency": 1, "lease_seconds": 600}}
+    served.inject("slow:30", times=1, endpoint="get_counts")
+    child = subprocess.Popen(
+        child_command(warehouse_url, served, budgets, ("doomed", "get_counts", 1, 0.0))
+    )
+    budget = RequestBudget(warehouse_url, parse_budgets(budgets))
+    url = f"{served.base_url}/get_counts/"
+    while served.stats.in_flight == 0:  # the child holds the only slot, mid-request
+        assert child.poll() is None
+        threading.Event().wait(0.05)
+    assert budget.state(url)["in_flight"] == 1
+    child.kill()
+    child.wait()
+    granted = threading.Event()
+
+    def take_the_slot() -> None:
+        with budget.request(url):
+            granted.set()
+
+    taker = threading.Thread(target=take_the_slot, daemon=True)
+    taker.start()
+    taker.join(timeout=20)  # far below the 600 s lease: the dead session freed the slot
+    tally.add("kills_survived", int(granted.is_set()))
+    assert granted.is_set()
+    assert budget.state(url)["in_flight"] == 0
