@@ -14,6 +14,7 @@ the table against the source's count for the year as well. A run tagged
 when rows were deleted at the source, which an incremental load cannot see.
 """
 
+import dataclasses
 import functools
 from collections.abc import Iterator
 from datetime import datetime
@@ -29,6 +30,7 @@ from ingest_assets.kinds.base import Cleaner, DatasetConfig, Page, Plan, Slice, 
 from ingest_assets.kinds.registry import SOURCE_KINDS
 from ingest_assets.kinds.typed import TypedDatasetConfig, parse_interval
 from ingest_assets.partitions import yearly_partitions
+from ingest_assets.schema_changes import FieldChanges, evolving, year_cleaner
 from ingest_assets.staging.frames import CleanedFrames, FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger
@@ -41,7 +43,7 @@ from ingest_assets.warehouse.loader import (
     upsert_year,
 )
 from ingest_assets.warehouse.resource import Warehouse
-from ingest_assets.warehouse.tables import FactsTable
+from ingest_assets.warehouse.tables import FactsTable, table_columns
 from ingest_assets.warehouse.views import refresh_views
 
 RECONCILE_CHECK = "row_counts_reconcile"
@@ -126,7 +128,9 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         dg.AssetKey([name, step]) for step in ("raw_pages", "cleaned", "facts")
     )
     key = tuple(getattr(config, "key", ()))
-    target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns(), key)
+    target = FactsTable(
+        config.db_schema, config.table, kind.cleaner(config).columns(), key, evolving(config)
+    )
     incremental = config.mode == "incremental"
     about = config.description or f"{config.source} dataset {name}"
     common = {
@@ -179,11 +183,10 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         **common,
     )
     def cleaned(context: dg.AssetExecutionContext, raw_pages: StagedPages) -> FrameStream:
-        cleaner = kind.cleaner(config)
+        cleaner, changes = year_cleaner(kind.cleaner, config, raw_pages)
         year = int(context.partition_key)
-        return FrameStream(
-            schema=arrow_schema(cleaner.columns()), chunks=_clean_pages(cleaner, raw_pages, year)
-        )
+        schema = arrow_schema(cleaner.columns()).with_metadata(changes.schema_metadata())
+        return FrameStream(schema=schema, chunks=_clean_pages(cleaner, raw_pages, year))
 
     @dg.asset(
         key=facts_key,
@@ -223,6 +226,10 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
         mode = run_mode(context, config)
         merging = mode == "incremental"
         counts = Counts(raw_pages.source_count, raw_pages.staged_rows, cleaned.num_rows)
+        changes = FieldChanges.of_schema(cleaned.schema)
+        year_target = dataclasses.replace(
+            target, columns=(*target.columns, *changes.added_columns())
+        )
         entry = ledger.LedgerEntry(
             name,
             f"{config.db_schema}.{config.table}",
@@ -239,7 +246,7 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 load = _loader(mode, config, raw_pages.year_count)
                 result = load(
                     conn,
-                    target,
+                    year_target,
                     year,
                     cleaned.batches(COPY_BLOCK_ROWS),
                     counts,
@@ -252,7 +259,15 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
                 raise
             if not result.committed:
                 record_failure(conn, entry, result.mismatch(), result.loaded)
-            elif config.refresh_views:
+            table_schema = columns
+            if result.committed and year_target.evolve:
+                table_schema = dg.TableSchema(
+                    columns=[
+                        dg.TableColumn(name, pg_type)
+                        for name, pg_type in table_columns(conn, year_target).items()
+                    ]
+                )
+            if result.committed and config.refresh_views:
                 views = refresh_views(
                     conn, config.db_schema, config.refresh_views, f"{name} year {year}"
                 )
@@ -276,7 +291,10 @@ def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(result.loaded if result.committed else 0),
                 "dagster/table_name": f"{config.db_schema}.{config.table}",
-                "dagster/column_schema": columns,
+                "dagster/column_schema": table_schema,
+                **_schema_change_metadata(
+                    changes, result.columns_added if result.committed else ()
+                ),
                 "rows_replaced": dg.MetadataValue.int(result.replaced),
                 **(
                     {
@@ -302,3 +320,14 @@ def _clean_pages(cleaner: Cleaner, staged: StagedPages, year: int) -> Iterator[p
     for entry, body in staged.bodies():
         where = f"dataset {cleaner.config.name}, year {year}, slice {entry['key']}"
         yield from cleaner.clean_chunks(body, year, where)
+
+
+def _schema_change_metadata(changes: FieldChanges, added: tuple[str, ...]) -> dict:
+    """What ``add_columns`` did this load: the columns it added, the fields loaded as NULL."""
+    if not (changes.added or changes.missing):
+        return {}
+    return {
+        "columns_added": dg.MetadataValue.text(", ".join(added) or "none"),
+        "new_fields": dg.MetadataValue.text(", ".join(changes.added) or "none"),
+        "fields_missing_at_source": dg.MetadataValue.text(", ".join(changes.missing) or "none"),
+    }
