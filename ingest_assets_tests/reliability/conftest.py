@@ -22,6 +22,7 @@ FIGURES = (
     "secrets_found",
     "budget_processes",
     "rate_drops_shared",
+    "schema_changes",
 )
 _TALLY: Counter[str] = Counter()
 _STARTED: list[bool] = []

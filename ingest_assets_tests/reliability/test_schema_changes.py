@@ -1,0 +1,213 @@
+"""Source fields that appear or vanish, through real runs: ``on_schema_change`` per kind.
+
+Each test loads an older year, changes the source (Quick Stats gains a field; a bulk file gains
+a header or loses one), loads a newer year, and reads the warehouse back: with ``add_columns``
+the new column holds the new year's values and NULL for the older year, whose rows are intact;
+with ``fail`` the run fails naming the field and the table is unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+
+import dagster as dg
+import psycopg
+import pytest
+
+from ingest_assets.assets.factory import dataset_assets
+from ingest_assets.definitions import build_resources
+from ingest_assets.kinds.files.config import FilesDatasetConfig
+from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.standin.nass_data import NassDataset
+from ingest_assets.standin.nass_server import NassStandIn
+from ingest_assets_tests.support.pipeline import nass_resources
+
+pytestmark = pytest.mark.reliability
+
+QUERY = {"source_desc": "SURVEY", "sector_desc": "CROPS", "agg_level_desc": "COUNTY"}
+
+
+def nass_config(**fields) -> NassDatasetConfig:
+    return NassDatasetConfig(
+        name="nass_sc", source="nass", table="facts_sc", start_year=2018, query=QUERY, **fields
+    )
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with NassStandIn(NassDataset(records_per_year={2019: 400, 2021: 300})) as server:
+        yield server
+
+
+@pytest.fixture
+def nass(standin, warehouse_url, tmp_path, monkeypatch):
+    standin.extra_fields = {}
+    yield nass_resources(monkeypatch, standin, warehouse_url, tmp_path / "staging")
+    standin.extra_fields = {}
+
+
+def run(assets, year: int, resources, instance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        assets, partition_key=str(year), resources=resources, instance=instance,
+        raise_on_error=False,
+    )  # fmt: skip
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    return " ".join(e.step_failure_data.error.to_string() for e in result.get_step_failure_events())
+
+
+def counts_by_year(url: str, table: str, column: str) -> dict[int, tuple[int, int]]:
+    """Per year: (rows, rows with a non-NULL `column`)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            f"SELECT year, count(*), count({column}) FROM {table} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    return {year: (total, filled) for year, total, filled in rows}
+
+
+def columns_of(url: str, table: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                "ORDER BY ordinal_position",
+                (table,),
+            )
+        ]
+
+
+def test_nass_gains_a_field_and_add_columns_loads_it_for_the_new_year_only(
+    standin, nass, instance, warehouse_url, tally
+):
+    assets = dataset_assets(nass_config(on_schema_change="add_columns"))
+    assert run(assets, 2019, nass, instance).success
+    standin.extra_fields = {"survey_program": "ARMS"}
+    result = run(assets, 2021, nass, instance)
+    assert result.success, failure_text(result)
+    tally.add("schema_changes", 1)
+    assert counts_by_year(warehouse_url, "facts_sc", "survey_program") == {
+        2019: (400, 0),  # the older year is intact and reads NULL
+        2021: (300, 300),
+    }
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute(
+            "SELECT DISTINCT survey_program FROM facts_sc WHERE year = 2021"
+        ).fetchall() == [("ARMS",)]
+    [facts] = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["nass_sc", "facts"])
+    ]
+    metadata = facts.materialization.metadata
+    assert metadata["columns_added"].value == "survey_program"
+    schema = metadata["dagster/column_schema"].value
+    assert [c.name for c in schema.columns][-1] == "survey_program"
+    assert {c.name: c.type for c in schema.columns}["survey_program"] == "text"
+
+
+def test_nass_gains_a_field_and_fail_names_it_leaving_the_table_alone(
+    standin, nass, instance, warehouse_url, tally
+):
+    assets = dataset_assets(nass_config())  # on_schema_change defaults to fail
+    assert run(assets, 2019, nass, instance).success
+    standin.extra_fields = {"survey_program": "ARMS"}
+    result = run(assets, 2021, nass, instance)
+    tally.add("bad_inputs", 1)
+    assert not result.success
+    assert "new field(s) survey_program" in failure_text(result)
+    assert "survey_program" not in columns_of(warehouse_url, "facts_sc")
+    assert counts_by_year(warehouse_url, "facts_sc", "year") == {2019: (400, 400)}
+
+
+HEADERS = ["Year", "State Code", "Commodity", "Value"]
+
+
+def write_gz(path, headers, rows) -> None:
+    with gzip.open(path, "wt", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(headers)
+        writer.writerows(rows)
+
+
+def files_config(folder, **fields) -> FilesDatasetConfig:
+    return FilesDatasetConfig(
+        name="bulk_sc",
+        source="files",
+        table="bulk_sc",
+        start_year=2018,
+        end_year=2022,
+        path=f"{folder}/*.csv.gz",
+        year_column="Year",
+        columns={"state_code": "text", "commodity": "text", "value": "double precision"},
+        **fields,
+    )
+
+
+@pytest.fixture
+def files(warehouse_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", warehouse_url)
+    monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    write_gz(
+        folder / "a.csv.gz", HEADERS, [["2019", f"{i:02d}", "CORN", str(i)] for i in range(50)]
+    )
+    return folder, build_resources()
+
+
+def test_a_file_gains_a_header_and_add_columns_loads_it_and_a_lost_one_is_null(
+    files, instance, warehouse_url, tally
+):
+    folder, resources = files
+    assets = dataset_assets(files_config(folder, on_schema_change="add_columns"))
+    assert run(assets, 2019, resources, instance).success
+    rows = [["2020", f"{i:02d}", "SOY", str(i), f"G{i % 3}"] for i in range(30)]
+    write_gz(folder / "b.csv.gz", [*HEADERS, "Grade"], rows)
+    result = run(assets, 2020, resources, instance)
+    assert result.success, failure_text(result)
+    assert counts_by_year(warehouse_url, "bulk_sc", "grade") == {2019: (50, 0), 2020: (30, 30)}
+    # the next year's file has lost a declared column: it loads as NULL and is reported
+    write_gz(
+        folder / "c.csv.gz", ["Year", "State Code", "Value", "Grade"], [["2021", "01", "1", "G"]]
+    )
+    result = run(assets, 2021, resources, instance)
+    assert result.success, failure_text(result)
+    tally.add("schema_changes", 2)
+    assert counts_by_year(warehouse_url, "bulk_sc", "commodity")[2021] == (1, 0)
+    [facts] = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["bulk_sc", "facts"])
+    ]
+    assert facts.materialization.metadata["fields_missing_at_source"].value == "commodity"
+    assert counts_by_year(warehouse_url, "bulk_sc", "grade")[2019] == (50, 0)
+
+
+def test_a_file_gains_a_header_and_fail_names_it(files, instance, warehouse_url, tally):
+    folder, resources = files
+    assets = dataset_assets(files_config(folder))
+    assert run(assets, 2019, resources, instance).success
+    write_gz(folder / "b.csv.gz", [*HEADERS, "Grade"], [["2020", "01", "SOY", "1", "G"]])
+    result = run(assets, 2020, resources, instance)
+    tally.add("bad_inputs", 1)
+    assert not result.success
+    assert "new field(s) grade" in failure_text(result)
+    assert columns_of(warehouse_url, "bulk_sc") == ["year", "state_code", "commodity", "value"]
+
+
+def test_a_type_conflict_fails_naming_the_column_and_both_types(
+    files, instance, warehouse_url, tally
+):
+    folder, resources = files
+    write_gz(folder / "b.csv.gz", [*HEADERS, "Grade"], [["2020", "01", "SOY", "1", "7"]])
+    evolving = files_config(folder, on_schema_change="add_columns")
+    assert run(dataset_assets(evolving), 2020, resources, instance).success  # grade: text
+    typed = evolving.model_copy(update={"columns": {**evolving.columns, "grade": "integer"}})
+    result = run(dataset_assets(typed), 2020, resources, instance)
+    tally.add("bad_inputs", 1)
+    assert not result.success
+    assert "column 'grade' is text in the table but integer at the source" in failure_text(result)
+    assert counts_by_year(warehouse_url, "bulk_sc", "grade") == {2020: (1, 1)}
