@@ -19,8 +19,10 @@ from ingest_assets.assets.factory import dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
+from ingest_assets.standin.socrata_server import SocrataStandIn
 from ingest_assets_tests.support.pipeline import nass_resources
 
 pytestmark = pytest.mark.reliability
@@ -211,3 +213,74 @@ def test_a_type_conflict_fails_naming_the_column_and_both_types(
     assert not result.success
     assert "column 'grade' is text in the table but integer at the source" in failure_text(result)
     assert counts_by_year(warehouse_url, "bulk_sc", "grade") == {2020: (1, 1)}
+
+
+SOCRATA_COLUMNS = {"case_id": "text", "opened": "floating_timestamp", "kind": "text"}
+
+
+def socrata_rows(year: int, n: int, **extra: str) -> list[dict]:
+    return [
+        {"case_id": f"{year}-{i}", "opened": f"{year}-05-0{1 + i % 9}T00:00:00.000", "kind": "K"}
+        | extra
+        for i in range(n)
+    ]
+
+
+def socrata_config(**fields) -> SocrataDatasetConfig:
+    return SocrataDatasetConfig(
+        name="cases_sc",
+        source="socrata",
+        domain="data.example.org",
+        table="cases_sc",
+        start_year=2018,
+        end_year=2021,
+        dataset_id="case-s001",
+        year_column="opened",
+        columns={"case_id": "text", "opened": "timestamp", "kind": "text"},
+        **fields,
+    )
+
+
+@pytest.fixture
+def socrata(warehouse_url, tmp_path, monkeypatch):
+    with SocrataStandIn() as server:
+        monkeypatch.setenv("DATABASE_URL", warehouse_url)
+        monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
+        monkeypatch.setenv("SOCRATA_BASE_URL", server.base_url)
+        monkeypatch.delenv("SOCRATA_APP_TOKEN", raising=False)
+        server.add_dataset("case-s001", socrata_rows(2019, 40), SOCRATA_COLUMNS)
+        yield server, build_resources()
+
+
+def test_a_socrata_publisher_adds_a_column_and_add_columns_loads_it(
+    socrata, instance, warehouse_url, tally
+):
+    server, resources = socrata
+    assets = dataset_assets(socrata_config(on_schema_change="add_columns"))
+    assert run(assets, 2019, resources, instance).success
+    # the publisher adds "priority"; the 2020 rows carry it
+    rows = socrata_rows(2019, 40) + socrata_rows(2020, 25, priority="high")
+    server.add_dataset("case-s001", rows, {**SOCRATA_COLUMNS, "priority": "text"})
+    result = run(assets, 2020, resources, instance)
+    assert result.success, failure_text(result)
+    tally.add("schema_changes", 1)
+    assert counts_by_year(warehouse_url, "cases_sc", "priority") == {2019: (40, 0), 2020: (25, 25)}
+
+
+def test_a_socrata_column_declared_but_gone_fails_naming_it(
+    socrata, instance, warehouse_url, tally
+):
+    server, resources = socrata
+    assets = dataset_assets(socrata_config())
+    assert run(assets, 2019, resources, instance).success
+    renamed = [
+        {"case_id": r["case_id"], "opened": r["opened"], "category": r["kind"]}
+        for r in socrata_rows(2020, 5)
+    ]
+    columns = {"case_id": "text", "opened": "floating_timestamp", "category": "text"}
+    server.add_dataset("case-s001", renamed, columns)
+    result = run(assets, 2020, resources, instance)
+    tally.add("bad_inputs", 1)
+    assert not result.success
+    assert "No such column: kind" in failure_text(result)
+    assert counts_by_year(warehouse_url, "cases_sc", "kind") == {2019: (40, 40)}

@@ -115,9 +115,14 @@ class SocrataSource(Source):
     def _order(self) -> str:
         return ",".join([*self.config.key, ":id"])
 
+    @property
+    def _selected(self) -> str:
+        return ",".join(self.config.columns)
+
     def _page_params(self, where: str | None) -> dict[str, str]:
         return {
-            "$select": ",".join(self.config.columns),
+            # add_columns asks for every field, so a column the publisher adds arrives too
+            "$select": "*" if self.config.on_schema_change == "add_columns" else self._selected,
             **({"$where": where} if where else {}),
             "$order": self._order,
             "$limit": str(self.config.page_size),
