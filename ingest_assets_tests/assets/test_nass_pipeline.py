@@ -1,6 +1,5 @@
 """A Quick Stats dataset end to end: stand-in API over HTTP → staged pages → Parquet → facts."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
+from ingest_assets_tests.support.pipeline import cli_environment
 
 PROJECT = Path(__file__).resolve().parents[2]
 QUERY = {"source_desc": "SURVEY", "sector_desc": "CROPS", "agg_level_desc": "COUNTY"}
@@ -151,19 +151,7 @@ def test_cli_materialize_as_ci_runs_it(standin, warehouse_url, dagster_pg_url, t
         "datasets:\n  nass_t:\n    source: nass\n    table: facts_data\n    start_year: 2018\n"
         "    query: {source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}\n"
     )
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_pg_url,
-        "DATABASE_URL": warehouse_url,
-        "INGEST_DATASETS": str(catalog),
-        "INGEST_STAGING": str(tmp_path / "staging"),
-        "NASS_API_KEY": standin.api_key,
-        "NASS_BASE_URL": standin.base_url,
-    }
+    env = cli_environment(tmp_path, standin, warehouse_url, dagster_pg_url, catalog)
     command = [
         str(Path(sys.executable).with_name("dagster")),
         "asset",

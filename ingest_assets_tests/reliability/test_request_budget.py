@@ -8,7 +8,6 @@ arrived and from which process, so the tests measure the rate and concurrency th
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 import sys
 import threading
@@ -21,9 +20,9 @@ import pytest
 from ingest_assets.request_budget import RequestBudget, host_key, parse_budgets
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import LoggedRequest, NassStandIn
+from ingest_assets_tests.support.pipeline import PROJECT, cli_environment
 
 pytestmark = pytest.mark.reliability
-PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -176,20 +175,7 @@ def test_two_concurrent_dagster_runs_share_the_budget_set_in_the_catalog(
         f"budgets:\n  '{host}': {{requests: 1, per_seconds: 1.5, concurrency: 1}}\n"
     )
     served.latency = 0.4  # two runs' requests would overlap if nothing held them apart
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_pg_url,
-        "DATABASE_URL": warehouse_url,
-        "INGEST_DATASETS": str(catalog),
-        "INGEST_STAGING": str(tmp_path / "staging"),
-        "NASS_API_KEY": served.api_key,
-        "NASS_BASE_URL": served.base_url,
-        "NASS_MIN_INTERVAL_SECONDS": "0",
-    }
+    env = cli_environment(tmp_path, served, warehouse_url, dagster_pg_url, catalog)
     materialize = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
     materialize += ["-m", "ingest_assets.definitions", "--select", "key:nass_b/raw_pages+"]
     runs = [

@@ -17,12 +17,13 @@ import pytest
 
 from ingest_assets.assets.factory import dataset_assets
 from ingest_assets.definitions import build_resources
-from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets.standin.socrata_server import SocrataStandIn
+from ingest_assets_tests.kinds.files.test_files_source import HEADERS, rows_for
+from ingest_assets_tests.kinds.files.test_files_source import config as files_config
 from ingest_assets_tests.support.pipeline import nass_resources
 
 pytestmark = pytest.mark.reliability
@@ -124,28 +125,11 @@ def test_nass_gains_a_field_and_fail_names_it_leaving_the_table_alone(
     assert counts_by_year(warehouse_url, "facts_sc", "year") == {2019: (400, 400)}
 
 
-HEADERS = ["Year", "State Code", "Commodity", "Value"]
-
-
 def write_gz(path, headers, rows) -> None:
     with gzip.open(path, "wt", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(headers)
         writer.writerows(rows)
-
-
-def files_config(folder, **fields) -> FilesDatasetConfig:
-    return FilesDatasetConfig(
-        name="bulk_sc",
-        source="files",
-        table="bulk_sc",
-        start_year=2018,
-        end_year=2022,
-        path=f"{folder}/*.csv.gz",
-        year_column="Year",
-        columns={"state_code": "text", "commodity": "text", "value": "double precision"},
-        **fields,
-    )
 
 
 @pytest.fixture
@@ -154,9 +138,7 @@ def files(warehouse_url, tmp_path, monkeypatch):
     monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
     folder = tmp_path / "dump"
     folder.mkdir()
-    write_gz(
-        folder / "a.csv.gz", HEADERS, [["2019", f"{i:02d}", "CORN", str(i)] for i in range(50)]
-    )
+    write_gz(folder / "a.csv.gz", HEADERS, rows_for(2019, 50))
     return folder, build_resources()
 
 
@@ -165,46 +147,48 @@ def test_a_file_gains_a_header_and_add_columns_loads_it_and_a_lost_one_is_null(
 ):
     folder, resources = files
     assets = dataset_assets(files_config(folder, on_schema_change="add_columns"))
-    assert run(assets, 2019, resources, instance).success
-    rows = [["2020", f"{i:02d}", "SOY", str(i), f"G{i % 3}"] for i in range(30)]
+    first = run(assets, 2019, resources, instance)
+    assert first.success, failure_text(first)
+    rows = [[*row, f"G{i % 3}"] for i, row in enumerate(rows_for(2020, 30))]
     write_gz(folder / "b.csv.gz", [*HEADERS, "Grade"], rows)
     result = run(assets, 2020, resources, instance)
     assert result.success, failure_text(result)
-    assert counts_by_year(warehouse_url, "bulk_sc", "grade") == {2019: (50, 0), 2020: (30, 30)}
+    assert counts_by_year(warehouse_url, "bulk", "grade") == {2019: (50, 0), 2020: (30, 30)}
     # the next year's file has lost a declared column: it loads as NULL and is reported
-    write_gz(
-        folder / "c.csv.gz", ["Year", "State Code", "Value", "Grade"], [["2021", "01", "1", "G"]]
-    )
+    without_commodity = [h for h in HEADERS if h != "Commodity"]
+    write_gz(folder / "c.csv.gz", without_commodity, [["2021", "01", "1", "2021-01-01 00:00:00"]])
     result = run(assets, 2021, resources, instance)
     assert result.success, failure_text(result)
     tally.add("schema_changes", 2)
-    assert counts_by_year(warehouse_url, "bulk_sc", "commodity")[2021] == (1, 0)
+    assert counts_by_year(warehouse_url, "bulk", "commodity")[2021] == (1, 0)
     [facts] = [
         m
         for m in result.get_asset_materialization_events()
-        if m.asset_key == dg.AssetKey(["bulk_sc", "facts"])
+        if m.asset_key == dg.AssetKey(["bulk_t", "facts"])
     ]
     assert facts.materialization.metadata["fields_missing_at_source"].value == "commodity"
-    assert counts_by_year(warehouse_url, "bulk_sc", "grade")[2019] == (50, 0)
+    assert counts_by_year(warehouse_url, "bulk", "grade")[2019] == (50, 0)
 
 
 def test_a_file_gains_a_header_and_fail_names_it(files, instance, warehouse_url, tally):
     folder, resources = files
     assets = dataset_assets(files_config(folder))
-    assert run(assets, 2019, resources, instance).success
-    write_gz(folder / "b.csv.gz", [*HEADERS, "Grade"], [["2020", "01", "SOY", "1", "G"]])
+    first = run(assets, 2019, resources, instance)
+    assert first.success, failure_text(first)
+    write_gz(folder / "b.csv.gz", [*HEADERS, "Grade"], [[*rows_for(2020, 1)[0], "G"]])
     result = run(assets, 2020, resources, instance)
     tally.add("bad_inputs", 1)
     assert not result.success
     assert "new field(s) grade" in failure_text(result)
-    assert columns_of(warehouse_url, "bulk_sc") == ["year", "state_code", "commodity", "value"]
+    expected = ["year", "state_code", "commodity", "value", "load_time"]
+    assert columns_of(warehouse_url, "bulk") == expected
 
 
 def test_a_type_conflict_fails_naming_the_column_and_both_types(
     files, instance, warehouse_url, tally
 ):
     folder, resources = files
-    write_gz(folder / "b.csv.gz", [*HEADERS, "Grade"], [["2020", "01", "SOY", "1", "7"]])
+    write_gz(folder / "b.csv.gz", [*HEADERS, "Grade"], [[*rows_for(2020, 1)[0], "7"]])
     evolving = files_config(folder, on_schema_change="add_columns")
     assert run(dataset_assets(evolving), 2020, resources, instance).success  # grade: text
     typed = evolving.model_copy(update={"columns": {**evolving.columns, "grade": "integer"}})
@@ -212,7 +196,7 @@ def test_a_type_conflict_fails_naming_the_column_and_both_types(
     tally.add("bad_inputs", 1)
     assert not result.success
     assert "column 'grade' is text in the table but integer at the source" in failure_text(result)
-    assert counts_by_year(warehouse_url, "bulk_sc", "grade") == {2020: (1, 1)}
+    assert counts_by_year(warehouse_url, "bulk", "grade") == {2020: (1, 1)}
 
 
 SOCRATA_COLUMNS = {"case_id": "text", "opened": "floating_timestamp", "kind": "text"}
@@ -257,7 +241,8 @@ def test_a_socrata_publisher_adds_a_column_and_add_columns_loads_it(
 ):
     server, resources = socrata
     assets = dataset_assets(socrata_config(on_schema_change="add_columns"))
-    assert run(assets, 2019, resources, instance).success
+    first = run(assets, 2019, resources, instance)
+    assert first.success, failure_text(first)
     # the publisher adds "priority"; the 2020 rows carry it
     rows = socrata_rows(2019, 40) + socrata_rows(2020, 25, priority="high")
     server.add_dataset("case-s001", rows, {**SOCRATA_COLUMNS, "priority": "text"})
@@ -272,7 +257,8 @@ def test_a_socrata_column_declared_but_gone_fails_naming_it(
 ):
     server, resources = socrata
     assets = dataset_assets(socrata_config())
-    assert run(assets, 2019, resources, instance).success
+    first = run(assets, 2019, resources, instance)
+    assert first.success, failure_text(first)
     renamed = [
         {"case_id": r["case_id"], "opened": r["opened"], "category": r["kind"]}
         for r in socrata_rows(2020, 5)
