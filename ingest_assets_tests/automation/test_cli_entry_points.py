@@ -7,7 +7,6 @@ against the Quick Stats stand-in; what they record is read back from the instanc
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from ingest_assets.dataset import RECONCILE_CHECK
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
+from ingest_assets_tests.support.pipeline import cli_environment
 from ingest_assets_tests.ui.dagster_dev import PROJECT
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -39,18 +39,7 @@ def standin():
 
 @pytest.fixture
 def env(standin, warehouse_url, dagster_pg_url, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_pg_url,
-        "DATABASE_URL": warehouse_url,
-        "INGEST_STAGING": str(tmp_path / "staging"),
-        "NASS_API_KEY": standin.api_key,
-        "NASS_BASE_URL": standin.base_url,
-    }
+    return cli_environment(tmp_path, standin, warehouse_url, dagster_pg_url)
 
 
 def dagster(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -27,10 +27,15 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 
 def cli_environment(
-    tmp_path: Path, standin: NassStandIn, warehouse_url: str, dagster_pg_url: str, catalog: Path
+    tmp_path: Path,
+    standin: NassStandIn,
+    warehouse_url: str,
+    dagster_pg_url: str,
+    catalog: Path | None = None,
 ) -> dict[str, str]:
     """The environment a `dagster` CLI process runs with, as CI runs it: a fresh DAGSTER_HOME
-    with the project's dagster.yaml, the test warehouse, the catalog and the stand-in."""
+    with the project's dagster.yaml, the test warehouse, the catalog (default: the shipped one)
+    and the stand-in."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
@@ -39,8 +44,8 @@ def cli_environment(
         "DAGSTER_HOME": str(home),
         "DAGSTER_PG_URL": dagster_pg_url,
         "DATABASE_URL": warehouse_url,
-        "INGEST_DATASETS": str(catalog),
         "INGEST_STAGING": str(tmp_path / "staging"),
         "NASS_API_KEY": standin.api_key,
         "NASS_BASE_URL": standin.base_url,
+        **({"INGEST_DATASETS": str(catalog)} if catalog else {}),
     }
