@@ -11,7 +11,6 @@ import itertools
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import orjson
 import psycopg
@@ -20,7 +19,7 @@ import pytest
 from ingest_assets.request_budget import RequestBudget, host_key, parse_budgets
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import LoggedRequest, NassStandIn
-from ingest_assets_tests.support.pipeline import PROJECT, cli_environment
+from ingest_assets_tests.support.pipeline import DAGSTER, PROJECT, cli_env
 
 pytestmark = pytest.mark.reliability
 
@@ -168,16 +167,22 @@ def test_two_concurrent_dagster_runs_share_the_budget_set_in_the_catalog(
 ):
     """Two `dagster asset materialize` processes, each loading a year, against one budget."""
     host = host_key(served.base_url)
-    catalog = tmp_path / "datasets.yaml"
-    catalog.write_text(
+    catalog = (
         "datasets:\n  nass_b:\n    source: nass\n    table: facts_budget\n    start_year: 2018\n"
         "    query: {source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}\n"
         f"budgets:\n  '{host}': {{requests: 1, per_seconds: 1.5, concurrency: 1}}\n"
     )
     served.latency = 0.4  # two runs' requests would overlap if nothing held them apart
-    env = cli_environment(tmp_path, served, warehouse_url, dagster_pg_url, catalog)
-    materialize = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
-    materialize += ["-m", "ingest_assets.definitions", "--select", "key:nass_b/raw_pages+"]
+    env = cli_env(
+        tmp_path,
+        catalog,
+        dagster_pg_url,
+        warehouse_url,
+        NASS_API_KEY=served.api_key,
+        NASS_BASE_URL=served.base_url,
+    )
+    materialize = [DAGSTER, "asset", "materialize", "-m", "ingest_assets.definitions"]
+    materialize += ["--select", "key:nass_b/raw_pages+"]
     runs = [
         subprocess.Popen(
             [*materialize, "--partition", year],
@@ -191,8 +196,7 @@ def test_two_concurrent_dagster_runs_share_the_budget_set_in_the_catalog(
     ]
     for run in runs:
         output, _ = run.communicate(timeout=300)
-        assert run.returncode == 0, output[-3000:]
-        assert "RUN_SUCCESS" in output
+        assert run.returncode == 0, output[-3000:]  # the years' rows are checked below
     times = arrivals(served.stats.requests)
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     print(
