@@ -268,5 +268,5 @@ def test_a_socrata_column_declared_but_gone_fails_naming_it(
     result = run(assets, 2020, resources, instance)
     tally.add("bad_inputs", 1)
     assert not result.success
-    assert "No such column: kind" in failure_text(result)
+    assert "declared columns the portal no longer publishes: kind" in failure_text(result)
     assert counts_by_year(warehouse_url, "cases_sc", "kind") == {2019: (40, 40)}
