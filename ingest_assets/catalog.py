@@ -16,6 +16,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from ingest_assets.errors import CatalogError
 from ingest_assets.kinds.base import DatasetConfig
 from ingest_assets.kinds.registry import SOURCE_KINDS
+from ingest_assets.request_budget import HostBudget, parse_budgets
 
 DEFAULT_CATALOG = "datasets.yaml"
 
@@ -83,15 +84,27 @@ def parse_catalog(document: Any, origin: str = "catalog") -> dict[str, DatasetCo
             f"{origin}: invalid catalog: {problems[0]}{more}; fix the entry (docs/catalog.md)"
             + "".join(f"\n  {problem}" for problem in problems)
         )
+    parse_budgets(document.get("budgets"), origin)  # a bad budget fails the definitions load too
     return datasets
 
 
-def load_catalog(path: Path | None = None) -> dict[str, DatasetConfig]:
-    path = path or catalog_path()
+def _read(path: Path) -> Any:
     try:
-        document = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise CatalogError(f"catalog {path} not found; set INGEST_DATASETS") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"catalog {path} is not valid YAML: {exc}") from None
-    return parse_catalog(document, str(path))
+
+
+def load_catalog(path: Path | None = None) -> dict[str, DatasetConfig]:
+    path = path or catalog_path()
+    return parse_catalog(_read(path), str(path))
+
+
+def load_budgets(path: Path | str | None = None) -> dict[str, HostBudget]:
+    """The request budget of each API host: the catalog's ``budgets:`` over the defaults."""
+    path = Path(path) if path else catalog_path()
+    document = _read(path)
+    section = document.get("budgets") if isinstance(document, dict) else None
+    return parse_budgets(section, str(path))

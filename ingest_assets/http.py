@@ -10,6 +10,7 @@ retried either: offline, minutes of backoff would only delay the one line that s
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import threading
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, quote_plus, urlsplit
 
 import orjson
@@ -33,6 +34,9 @@ from tenacity import (
 from urllib3.exceptions import NameResolutionError
 
 from ingest_assets.errors import SourceError, SourceUnavailable
+
+if TYPE_CHECKING:
+    from ingest_assets.request_budget import RequestBudget
 
 RETRYABLE_STATUS = frozenset({202, 408, 425, 429, 500, 502, 503, 504})
 TRANSPORT_ERRORS = (
@@ -117,6 +121,8 @@ class HttpClient:
     ``max_total_seconds`` bounds the whole retry sequence of one request (no retry starts whose
     wait would cross it). Every wait is at least ``min_delay``; a ``Retry-After`` hint is honoured
     up to ``retry_after_cap``. ``waits`` lists the waits taken, so callers and tests can see them.
+    ``budget`` (``request_budget``) spends every attempt from its host's deployment-wide rate
+    and concurrency, and tells it of every 429.
     """
 
     def __init__(
@@ -133,6 +139,7 @@ class HttpClient:
         min_delay: float = 0.2,
         retry_after_cap: float = 120.0,
         min_interval: float = 0.0,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.redact = Redactor(secrets)
         self.session = requests.Session()
@@ -145,6 +152,7 @@ class HttpClient:
         self.min_delay = min_delay
         self.retry_after_cap = retry_after_cap
         self.min_interval = min_interval
+        self.budget = budget
         self._last_request = 0.0
         self._pace_lock = threading.Lock()
         self.retries = 0
@@ -174,27 +182,31 @@ class HttpClient:
 
     def _attempt(self, request: _Request, decode: Callable[[bytes], Any], what: str) -> Response:
         self._pace()
-        try:
-            response = self.session.request(
-                request.method,
-                request.url,
-                params=request.params,
-                json=request.json_body,
-                headers=request.headers,
-                timeout=self.timeout,
-            )
-            body = response.content
-        except TRANSPORT_ERRORS as exc:
-            if _unresolved_host(exc):
-                raise SourceError(
-                    f"{what}: cannot resolve the host {urlsplit(request.url).hostname} (offline, "
-                    "or no DNS): nothing was fetched; check the network, or serve the stand-ins: "
-                    'eval "$(./run ingest-assets standin --background)"'
-                ) from None
-            raise RetryableResponse(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
-        except requests.RequestException as exc:  # a bad URL or the like: retrying cannot help
-            raise SourceError(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
-        status = response.status_code
+        granted = self.budget.request(request.url) if self.budget else contextlib.nullcontext()
+        with granted as slot:
+            try:
+                response = self.session.request(
+                    request.method,
+                    request.url,
+                    params=request.params,
+                    json=request.json_body,
+                    headers=request.headers,
+                    timeout=self.timeout,
+                )
+                body = response.content
+            except TRANSPORT_ERRORS as exc:
+                if _unresolved_host(exc):
+                    raise SourceError(
+                        f"{what}: cannot resolve the host {urlsplit(request.url).hostname} "
+                        "(offline, or no DNS): nothing was fetched; check the network, or serve "
+                        'the stand-ins: eval "$(./run ingest-assets standin --background)"'
+                    ) from None
+                raise RetryableResponse(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
+            except requests.RequestException as exc:  # a bad URL or the like: cannot help
+                raise SourceError(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
+            status = response.status_code
+            if status == 429 and slot is not None:
+                slot.throttle(_retry_after_seconds(response.headers.get("Retry-After")))
         if status in RETRYABLE_STATUS:
             raise RetryableResponse(
                 f"HTTP {status}: {self.redact(body[:120].decode('utf-8', 'replace'))}",

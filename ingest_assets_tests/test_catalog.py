@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest_assets.catalog import load_catalog, parse_catalog
+from ingest_assets.catalog import load_budgets, load_catalog, parse_catalog
 from ingest_assets.errors import CatalogError
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
+from ingest_assets.request_budget import RequestBudget
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -122,3 +123,22 @@ def test_an_incremental_entry_and_a_files_entry_parse(tmp_path):
     assert parsed["inc"].key == ["id"] and parsed["inc"].overlap == "2 hours"
     assert isinstance(parsed["bulk"], FilesDatasetConfig)
     assert [c.name for c in parsed["bulk"].typed_columns()] == ["year", "value"]
+
+
+def test_budgets_merge_over_the_defaults_and_a_bad_one_names_host_and_field(tmp_path):
+    catalog = tmp_path / "datasets.yaml"
+    catalog.write_text(
+        "datasets: {}\nbudgets:\n  Data.Example.org: {requests: 10, per_seconds: 60, "
+        "concurrency: 1}\n"
+    )
+    budgets = load_budgets(catalog)
+    assert budgets["data.example.org"].interval == 6.0
+    assert budgets["quickstats.nass.usda.gov"].requests == 100  # the default stays
+    budget = RequestBudget("postgresql://unused", budgets)
+    assert budget.budget_for("https://data.example.org/resource/x.json")[0] == "data.example.org"
+    assert budget.budget_for("https://other.example.org/x")[1] == budgets["default"]
+    assert budget.budget_for("http://127.0.0.1:8080/api/get_counts/") is None
+    with pytest.raises(CatalogError) as refused:
+        parse_catalog({"datasets": {}, "budgets": {"h.example": {"requests": 0, "per_seconds": 1}}})
+    assert "budgets.h.example.requests" in str(refused.value)
+    assert "budgets.h.example.concurrency" in str(refused.value)

@@ -25,12 +25,18 @@ from ingest_assets.kinds.typed import TypedDatasetConfig
 class TypedColumnsCleaner(Cleaner):
     config: TypedDatasetConfig
 
-    def columns(self) -> tuple[Column, ...]:
+    def base_columns(self) -> tuple[Column, ...]:
         return self.config.typed_columns()
 
     @property
     def row_key(self) -> tuple[str, ...]:
         return tuple(self.config.key)
+
+    def expected_fields(self) -> tuple[str, ...]:
+        return tuple(self.config.columns)
+
+    def page_fields(self, body: bytes) -> set[str]:
+        return {name for record in self.parse_page(body) for name in record}
 
     @abstractmethod
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:

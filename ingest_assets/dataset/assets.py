@@ -24,6 +24,7 @@ from ingest_assets.dataset.spec import DatasetSpec, api_pool
 from ingest_assets.errors import SourceError, SourceUnavailable, WarehouseUnreachable
 from ingest_assets.kinds.base import Cleaner, Page, Plan, Slice, Source
 from ingest_assets.kinds.typed import TypedDatasetConfig, parse_interval
+from ingest_assets.schema_changes import year_cleaner
 from ingest_assets.staging.frames import FrameStream
 from ingest_assets.staging.pages import PageStream, StagedPages
 from ingest_assets.warehouse import ledger
@@ -127,11 +128,10 @@ def cleaned_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         **spec.asset_arguments(),
     )
     def cleaned(context: dg.AssetExecutionContext, raw_pages: StagedPages) -> FrameStream:
-        cleaner = spec.kind.cleaner(spec.config)
+        cleaner, changes = year_cleaner(spec.kind.cleaner, spec.config, raw_pages)
         year = int(context.partition_key)
-        return FrameStream(
-            schema=arrow_schema(cleaner.columns()), chunks=_clean_pages(cleaner, raw_pages, year)
-        )
+        schema = arrow_schema(cleaner.columns()).with_metadata(changes.schema_metadata())
+        return FrameStream(schema=schema, chunks=_clean_pages(cleaner, raw_pages, year))
 
     return cleaned
 

@@ -17,6 +17,7 @@ The materialization's ``dagster/row_count`` is the whole table's rows (what the 
 one table), ``rows_in_year`` the year's after this load; both are counted in the table.
 """
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ import dagster as dg
 
 from ingest_assets.dataset.spec import DatasetSpec
 from ingest_assets.kinds.typed import TypedDatasetConfig
+from ingest_assets.schema_changes import FieldChanges
 from ingest_assets.staging.frames import CleanedFrames
 from ingest_assets.staging.pages import StagedPages
 from ingest_assets.warehouse import ledger
@@ -39,7 +41,7 @@ from ingest_assets.warehouse.loader import (
 )
 from ingest_assets.warehouse.resource import Warehouse
 from ingest_assets.warehouse.shrink import ShrinkGuard, confirmation
-from ingest_assets.warehouse.tables import table_count, year_count
+from ingest_assets.warehouse.tables import table_columns, table_count, year_count
 from ingest_assets.warehouse.views import refresh_views
 
 RECONCILE_CHECK = "row_counts_reconcile"
@@ -54,6 +56,8 @@ class YearLoad:
     mode: str
     rows_in_year: int
     rows_in_table: int
+    columns: dict[str, str]  # the table's columns and types after the load
+    changes: FieldChanges  # fields the year's pages added or lacked (add_columns)
     warning: str | None = None  # why the year's 0 rows look wrong (the year_not_empty check)
 
 
@@ -119,11 +123,13 @@ def load_year(
     guard = ShrinkGuard(spec.config.max_shrink, confirmation(context.run.tags, spec.name, year))
     load = _loader(mode, spec, raw_pages.year_count, guard)
     batches = cleaned.batches(COPY_BLOCK_ROWS)
+    changes = FieldChanges.of_schema(cleaned.schema)
+    target = dataclasses.replace(
+        spec.target, columns=(*spec.target.columns, *changes.added_columns())
+    )
     with warehouse.connect() as conn:
         try:
-            result = load(
-                conn, spec.target, year, batches, counts, entry, analyze=spec.config.analyze
-            )
+            result = load(conn, target, year, batches, counts, entry, analyze=spec.config.analyze)
         except Exception as exc:
             conn.rollback()
             record_failure(conn, entry, f"{type(exc).__name__}: {exc}")
@@ -134,9 +140,14 @@ def load_year(
             where = f"{spec.name} year {year}"
             views = refresh_views(conn, spec.config.db_schema, spec.config.refresh_views, where)
             context.log.info(f"{where}: refreshed {', '.join(views)}")
-        in_year, in_table = year_count(conn, spec.target, year), table_count(conn, spec.target)
-        warning = empty_year_warning(conn, spec.target, spec.name, year, spec.config.filters)
-    return YearLoad(result, mode, in_year, in_table, warning)
+        in_year, in_table = year_count(conn, target, year), table_count(conn, target)
+        warning = empty_year_warning(conn, target, spec.name, year, spec.config.filters)
+        columns = (
+            table_columns(conn, target)
+            if target.evolve  # columns added in earlier years included
+            else {c.name: c.pg_type for c in target.columns}
+        )
+    return YearLoad(result, mode, in_year, in_table, columns, changes, warning)
 
 
 def _message(spec: DatasetSpec, load: YearLoad) -> str:
@@ -154,7 +165,7 @@ def _message(spec: DatasetSpec, load: YearLoad) -> str:
 
 def _metadata(spec: DatasetSpec, load: YearLoad) -> dict[str, dg.MetadataValue]:
     result = load.result
-    columns = [dg.TableColumn(c.name, c.pg_type) for c in spec.target.columns]
+    columns = [dg.TableColumn(name, pg_type) for name, pg_type in load.columns.items()]
     merged = {"rows_inserted": result.inserted, "rows_updated": result.updated}
     return {
         "dagster/row_count": dg.MetadataValue.int(load.rows_in_table),
@@ -162,6 +173,7 @@ def _metadata(spec: DatasetSpec, load: YearLoad) -> dict[str, dg.MetadataValue]:
         "rows_in_year": dg.MetadataValue.int(load.rows_in_year),
         "dagster/table_name": dg.MetadataValue.text(spec.target.schema + "." + spec.target.table),
         "dagster/column_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns)),
+        **_schema_change_metadata(load.changes, result.columns_added),
         "rows_replaced": dg.MetadataValue.int(result.replaced),
         **(
             {k: dg.MetadataValue.int(v) for k, v in merged.items()}
@@ -173,6 +185,17 @@ def _metadata(spec: DatasetSpec, load: YearLoad) -> dict[str, dg.MetadataValue]:
         "copy_seconds": dg.MetadataValue.float(round(result.copy_seconds, 3)),
         "analyze_seconds": dg.MetadataValue.float(round(result.analyze_seconds, 3)),
         **{k: dg.MetadataValue.int(v) for k, v in result.figures.items()},
+    }
+
+
+def _schema_change_metadata(changes: FieldChanges, added: tuple[str, ...]) -> dict:
+    """What ``add_columns`` did this load: the columns it added, the fields loaded as NULL."""
+    if not (changes.added or changes.missing):
+        return {}
+    return {
+        "columns_added": dg.MetadataValue.text(", ".join(added) or "none"),
+        "new_fields": dg.MetadataValue.text(", ".join(changes.added) or "none"),
+        "fields_missing_at_source": dg.MetadataValue.text(", ".join(changes.missing) or "none"),
     }
 
 

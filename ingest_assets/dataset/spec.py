@@ -18,6 +18,7 @@ from ingest_assets.automation.policies import backfill_policy
 from ingest_assets.kinds.base import DatasetConfig, Source
 from ingest_assets.kinds.registry import SOURCE_KINDS, SourceKind
 from ingest_assets.partitions import yearly_partitions
+from ingest_assets.schema_changes import evolving
 from ingest_assets.warehouse.tables import FactsTable
 
 FULL_RELOAD_TAG = "ingest/full_reload"
@@ -43,7 +44,8 @@ class DatasetSpec:
     def of(cls, config: DatasetConfig) -> DatasetSpec:
         kind = SOURCE_KINDS[config.source]
         key = tuple(getattr(config, "key", ()))
-        target = FactsTable(config.db_schema, config.table, kind.cleaner(config).columns(), key)
+        columns = kind.cleaner(config).columns()
+        target = FactsTable(config.db_schema, config.table, columns, key, evolving(config))
         return cls(config, kind, yearly_partitions(config), target)
 
     @property

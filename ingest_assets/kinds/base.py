@@ -78,6 +78,13 @@ class DatasetConfig(BaseModel):
         "the year naming column, row and value; 'strip' removes the NUL bytes.",
     )
     refresh_views: list[str] = Field(default_factory=list)
+    on_schema_change: Literal["fail", "add_columns"] = Field(
+        "fail",
+        description="What a change in the source's fields does. 'fail': a new or vanished "
+        "field fails the year, naming it. 'add_columns': a new field becomes a new nullable "
+        "text column (older years read NULL), a vanished one loads as NULL and is reported; a "
+        "type conflict still fails, naming the column and both types.",
+    )
 
     @field_validator("name", "table", "db_schema")
     @classmethod
@@ -151,11 +158,14 @@ class Upstream:
 class Cleaner(ABC):
     """The offline half of a source kind: reading staged pages back and typing their records.
 
-    Kept apart from ``Source`` so that cleaning needs no API key and no network.
+    Kept apart from ``Source`` so that cleaning needs no API key and no network. ``added``
+    names source fields beyond the expected ones (``on_schema_change: add_columns``); each is
+    cleaned as a text column of the same name after the kind's own columns.
     """
 
-    def __init__(self, config: DatasetConfig) -> None:
+    def __init__(self, config: DatasetConfig, added: Sequence[str] = ()) -> None:
         self.config = config
+        self.added = tuple(added)
 
     @property
     def row_key(self) -> tuple[str, ...]:
@@ -163,8 +173,20 @@ class Cleaner(ABC):
         return ()
 
     @abstractmethod
+    def base_columns(self) -> tuple[Column, ...]:
+        """The kind's (or the catalog's) own columns, before any added field."""
+
     def columns(self) -> tuple[Column, ...]:
         """The cleaned frame's columns; also the facts table's columns."""
+        return (*self.base_columns(), *(Column(name, "text") for name in self.added))
+
+    @abstractmethod
+    def expected_fields(self) -> tuple[str, ...]:
+        """The source fields a staged page is expected to hold."""
+
+    @abstractmethod
+    def page_fields(self, body: bytes) -> set[str]:
+        """The fields a staged page holds (its header, or every record's keys)."""
 
     @abstractmethod
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:

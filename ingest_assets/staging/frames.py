@@ -43,6 +43,11 @@ class CleanedFrames:
     def num_rows(self) -> int:
         return self._file().metadata.num_rows
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The cleaned columns, with the schema metadata they were written with."""
+        return self._file().schema_arrow
+
     def batches(self, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
         yield from self._file().iter_batches(batch_size=batch_size)
 

@@ -114,13 +114,17 @@ def _error(message: str) -> bytes:
 class LoggedRequest:
     """One request as the stand-in saw it; the key's value is replaced by "REDACTED".
 
-    `status` is 0 when the connection was dropped without a response.
+    `status` is 0 when the connection was dropped without a response; `started_at` is the
+    stand-in's `time.monotonic()` when the request arrived and `client` its User-Agent, so tests
+    can measure the request rate each client was held to.
     """
 
     endpoint: str
     path: str
     params: tuple[tuple[str, str], ...]
     status: int
+    started_at: float = 0.0
+    client: str = ""
 
 
 class NassStats:
@@ -239,6 +243,9 @@ class NassStandIn(ServedStandIn):
         self.cache = _ResponseCache() if cache_responses else None
         self.api_key = api_key
         self.latency = latency
+        self.extra_fields: dict[str, str] = {}
+        """Fields Quick Stats has added since ``FIELDS`` (name -> value), sent in every api_GET
+        record, as the real API does when NASS adds one; set before the requests it affects."""
         self.stats = NassStats()
         self._faults = FaultQueue()
         self._serial = itertools.count()
@@ -297,7 +304,9 @@ class _Handler(TrackedHandler):
         self._fault: str | None = None
         self._truncate = False
         redacted = tuple((k, "REDACTED" if k == "key" else v) for k, v in self._params)
-        self._request = LoggedRequest(endpoint, url.path, redacted, 0)
+        self._request = LoggedRequest(
+            endpoint, url.path, redacted, 0, time.monotonic(), self.headers.get("User-Agent", "")
+        )
         standin.stats.started()
         try:
             if standin.latency:
@@ -392,9 +401,15 @@ class _Handler(TrackedHandler):
         self, standin: NassStandIn, fmt: str, filters: list[tuple[str, str]], limit: int
     ) -> Iterator[bytes]:
         """The body of the first `limit` records matching `filters` in format `fmt`."""
+        extra = dict(standin.extra_fields)
         if fmt == "CSV":
-            return self._csv_body(itertools.islice(standin.dataset.rows(filters), max(limit, 0)))
+            rows = itertools.islice(standin.dataset.rows(filters), max(limit, 0))
+            if extra:
+                rows = (row + tuple(extra.values()) for row in rows)
+            return self._csv_body(rows, tuple(extra))
         records = standin.dataset.records(filters, random.Random(standin.next_serial()))
+        if extra:
+            records = ({**record, **extra} for record in records)
         return self._json_body(itertools.islice(records, max(limit, 0)))
 
     def _batches(self, records: Iterable[_T]) -> Iterator[list[_T]]:
@@ -411,8 +426,8 @@ class _Handler(TrackedHandler):
             separator = b","
         yield b"]}"
 
-    def _csv_body(self, rows: Iterable[Row]) -> Iterator[bytes]:
-        yield csv_lines([FIELDS]).encode()
+    def _csv_body(self, rows: Iterable[Row], extra: tuple[str, ...] = ()) -> Iterator[bytes]:
+        yield csv_lines([FIELDS + extra]).encode()
         for batch in self._batches(rows):
             yield csv_lines(batch).encode()
 

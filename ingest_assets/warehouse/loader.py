@@ -35,7 +35,13 @@ from ingest_assets.errors import WarehouseError
 from ingest_assets.prefetch import ahead
 from ingest_assets.warehouse import ledger
 from ingest_assets.warehouse.shrink import ShrinkGuard
-from ingest_assets.warehouse.tables import FactsTable, ensure_table, partition_exists, year_count
+from ingest_assets.warehouse.tables import (
+    FactsTable,
+    ensure_table,
+    evolve_table,
+    partition_exists,
+    year_count,
+)
 
 COPY_BLOCK_ROWS = 16_384  # ~7 MB of CSV: small enough to keep two in flight
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=COPY_BLOCK_ROWS)
@@ -65,6 +71,7 @@ class LoadResult:
     inserted: int = 0
     updated: int = 0
     refusal: str | None = None  # why the shrink guard kept the old year
+    columns_added: tuple[str, ...] = ()  # add_columns: new nullable columns this load added
 
     @property
     def figures(self) -> dict[str, int]:
@@ -155,6 +162,7 @@ def replace_year(
     prepare(conn, target)
     with conn.transaction() as tx:
         lock_year(conn, target, year)
+        added = tuple(evolve_table(conn, target)) if target.evolve else ()
         staging = target.partition_ident(year, "_load")
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
         conn.execute(
@@ -169,6 +177,7 @@ def replace_year(
         result = LoadResult(year, counts, loaded, False, 0, 0.0, copy_seconds)
         if not result.reconciled:
             raise psycopg.Rollback(tx)
+        result.columns_added = added  # only a committed load added them
         current = target.partition_ident(year)
         exists = partition_exists(conn, target, year)
         if exists:
@@ -257,6 +266,7 @@ def upsert_year(
         _ensure_key_index(conn, target)
     with conn.transaction() as tx:
         lock_year(conn, target, year)
+        added = tuple(evolve_table(conn, target)) if target.evolve else ()
         conn.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES IN ({})").format(
                 target.partition_ident(year), target.ident, sql.Literal(year)
@@ -311,6 +321,7 @@ def upsert_year(
         result.updated = len(merged) - result.inserted
         if not result.reconciled:
             raise psycopg.Rollback(tx)
+        result.columns_added = added  # only a committed load added them
         newest = conn.execute(
             sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(updated_column), changes)
         ).fetchone()[0]

@@ -3,7 +3,9 @@
 Every facts table is ``PARTITION BY LIST (year)`` with one partition per year, so replacing a
 year is a swap of one partition (readers see the old year or the new one, never a mix) and a
 year's count is a scan of one partition. Identifiers are validated by the catalog and always
-quoted here.
+quoted here. A table that may ``evolve`` (``on_schema_change: add_columns``) gains a nullable
+column per new source field on the parent, which every partition shares, so older years read
+NULL for it; a column whose type would change is refused, never altered.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class FactsTable:
     table: str
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ()
+    evolve: bool = False
 
     @property
     def ident(self) -> sql.Composed:
@@ -71,6 +74,8 @@ def ensure_table(conn: psycopg.Connection, target: FactsTable) -> None:
         return
     declared = [c.name for c in target.columns]
     found = [name for name, _ in existing]
+    if target.evolve:  # columns are added and type-checked inside the load (evolve_table)
+        return
     if declared != found:
         missing = [c for c in declared if c not in found]
         extra = [c for c in found if c not in declared]
@@ -102,3 +107,43 @@ def partition_exists(
         (target.schema, target.partition_name(year, suffix)),
     ).fetchone()
     return row is not None
+
+
+def table_columns(conn: psycopg.Connection, target: FactsTable) -> dict[str, str]:
+    """The table's columns in order, each with its type as PostgreSQL spells it."""
+    rows = conn.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (f'"{target.schema}"."{target.table}"',),
+    ).fetchall()
+    return dict(rows)
+
+
+def evolve_table(conn: psycopg.Connection, target: FactsTable) -> list[str]:
+    """Add the target's columns the table lacks (nullable); refuse any whose type differs.
+
+    Runs inside the load's transaction, so a load that fails afterwards adds nothing.
+    Returns the names of the columns added.
+    """
+    existing = table_columns(conn, target)
+    wanted = dict(
+        conn.execute(
+            "SELECT name, format_type(pg_type::regtype, NULL) FROM unnest(%s::text[], %s::text[])"
+            " AS c(name, pg_type)",
+            ([c.name for c in target.columns], [c.pg_type for c in target.columns]),
+        ).fetchall()
+    )
+    for name, pg_type in wanted.items():
+        if name in existing and existing[name] != pg_type:
+            raise WarehouseError(
+                f"table {target.schema}.{target.table}: column {name!r} is {existing[name]} in "
+                f"the table but {pg_type} at the source; types never change silently"
+            )
+    added = [c for c in target.columns if c.name not in existing]
+    for column in added:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                target.ident, sql.Identifier(column.name), sql.SQL(column.pg_type)
+            )
+        )
+    return [c.name for c in added]

@@ -26,6 +26,9 @@ FIGURES = (
     "rows_lost",
     "rows_duplicated",
     "secrets_found",
+    "budget_processes",
+    "rate_drops_shared",
+    "schema_changes",
 )
 _TALLY: Counter[str] = Counter()
 _STARTED: list[bool] = []

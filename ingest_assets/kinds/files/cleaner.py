@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from ingest_assets.cleaning.typed_columns import TypedColumnsCleaner
-from ingest_assets.kinds.files.pages import read_page
+from ingest_assets.kinds.files.pages import page_header, read_page
 
 
 class FilesCleaner(TypedColumnsCleaner):
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
-        return read_page(body, self.config.columns)
+        return read_page(body, [*self.config.columns, *self.added])
+
+    def page_fields(self, body: bytes) -> set[str]:
+        return set(page_header(body))

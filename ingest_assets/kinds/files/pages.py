@@ -24,6 +24,11 @@ def write_page(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
+def page_header(body: bytes) -> list[str]:
+    """The column names of a page (its header line)."""
+    return pacsv.open_csv(io.BytesIO(body)).schema.names
+
+
 def read_page(body: bytes, columns: Iterable[str]) -> list[dict[str, Any]]:
     """A page body back as records of strings (an empty field is None)."""
     options = pacsv.ConvertOptions(

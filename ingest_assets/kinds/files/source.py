@@ -7,7 +7,9 @@ its ``year_column`` (an integer year, or an ISO date or timestamp); a value with
 the plan, naming the file and the value, instead of silently belonging to no year. Headers match
 the declared columns after snake-casing (``"Primary Breed"`` → ``primary_breed``). Each file
 holding rows of the year is one slice; its rows are staged as CSV pages of at most
-``chunk_rows`` rows.
+``chunk_rows`` rows. A header that is neither declared nor the year column is a schema change:
+under ``on_schema_change: fail`` it fails the plan, naming it; under ``add_columns`` it is staged
+too (snake-cased) and becomes a text column.
 """
 
 from __future__ import annotations
@@ -90,17 +92,37 @@ class FilesSource(Source):
                 offset += len(line)
         return f"dataset {self.config.name}, file {path}: not valid {encoding} text"
 
+    @property
+    def evolves(self) -> bool:
+        return self.config.on_schema_change == "add_columns"
+
+    def new_fields(self, path: str) -> list[str]:
+        """The file's headers (snake-cased) that are neither declared nor the year column."""
+        known = {*self.config.columns, snake_case(self.config.year_column)}
+        return [name for name in map(snake_case, self._headers(path)) if name not in known]
+
     def batches(self, path: str) -> Iterator[pa.RecordBatch]:
-        """The file's declared columns and year column, as string batches of up to 16 MiB."""
+        """The file's declared columns and year column (and under ``add_columns`` its new
+        fields), as string batches of up to 16 MiB."""
         headers = self._headers(path)
         by_name = {snake_case(h): h for h in headers}
         wanted = [*self.config.columns, snake_case(self.config.year_column)]
         missing = [name for name in wanted if name not in by_name]
+        if self.evolves:  # a vanished declared column loads as NULL (the year column cannot)
+            wanted = [name for name in wanted if name in by_name]
+            missing = [name for name in missing if name == snake_case(self.config.year_column)]
         if missing:
             raise SourceError(
                 f"dataset {self.config.name}, file {path}: no header for column(s) "
                 f"{', '.join(missing)}; headers are {', '.join(headers)}"
             )
+        new = self.new_fields(path)
+        if new and not self.evolves:
+            raise SourceError(
+                f"dataset {self.config.name}, file {path}: new field(s) {', '.join(new)} not "
+                "in the catalog's columns; declare them, or set on_schema_change: add_columns"
+            )
+        wanted += new
         names = [f"c{i}" for i in range(len(headers))]
         index = {h: i for i, h in enumerate(headers)}
         picks = {name: names[index[by_name[name]]] for name in dict.fromkeys(wanted)}
@@ -170,7 +192,8 @@ class FilesSource(Source):
         path = part.params["file"][0]
         year = int(part.params["year"][0])
         limit = self.config.chunk_rows
-        columns = list(self.config.columns)
+        present = set(map(snake_case, self._headers(path)))
+        columns = [c for c in self.config.columns if c in present] + self.new_fields(path)
         pending: list[pa.Table] = []
         pending_rows = index = 0
         for batch in self.batches(path):

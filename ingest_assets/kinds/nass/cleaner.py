@@ -5,7 +5,8 @@ string before); ``Value`` and ``CV (%)`` carry thousands separators or suppressi
 ``(D)`` and ``(Z)``, sometimes whitespace-padded, which are kept in ``value_code``/``cv_code``
 and never turned into 0; ``load_time`` comes with and without milliseconds; state and county
 codes keep their leading zeros as text. A record with missing or new fields is schema drift and
-fails with the field names.
+fails with the field names — unless the catalog says ``on_schema_change: add_columns``: then a
+new field is kept as a text column of its own name and a missing one is NULL.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("cv_pct", "double precision"),
     Column("cv_code", "text"),
 )
-SCHEMA = arrow_schema(COLUMNS)
 _BY_NAME = {c.name: c for c in COLUMNS}
 _CODE = r"^\(.+\)$"
 ROW_KEY = ("short_desc", "state_alpha", "county_code", "reference_period_desc")
@@ -78,17 +78,33 @@ def _refuse_drift(missing: set[str], extra: set[str], where: str) -> None:
         raise CleaningError(f"{where}: Quick Stats schema drift: {'; '.join(parts)}")
 
 
-def clean_records(records: Sequence[dict], year: int, where: str) -> pa.Table:
-    """Type one page of Quick Stats records; every row must belong to ``year``."""
+def clean_records(
+    records: Sequence[dict], year: int, where: str, added: Sequence[str] = (), evolve: bool = False
+) -> pa.Table:
+    """Type one page of Quick Stats records; every row must belong to ``year``.
+
+    ``evolve`` (``on_schema_change: add_columns``) lets fields be missing (NULL) and keeps the
+    ``added`` ones as text; otherwise any difference from the 39 fields fails, naming them.
+    """
+    schema = _schema(added)
     if not records:
-        return SCHEMA.empty_table()
-    _check_fields(records, where)
-    return _typed({name: strings(records, name) for name in RAW_FIELDS}, year, where)
+        return schema.empty_table()
+    if not evolve:
+        _check_fields(records, where)
+    raw = {name: strings(records, name) for name in (*RAW_FIELDS, *added)}
+    return _typed(raw, year, where, added)
 
 
-def _typed(raw: dict[str, pa.Array], year: int, where: str) -> pa.Table:
-    """The cleaned table from one array per raw field (strings, ``year`` any type)."""
-    arrays = {name: raw[name] for name in TEXT_FIELDS}
+def _schema(added: Sequence[str]) -> pa.Schema:
+    return arrow_schema((*COLUMNS, *(Column(name, "text") for name in added)))
+
+
+def _typed(raw: dict[str, pa.Array], year: int, where: str, added: Sequence[str] = ()) -> pa.Table:
+    """The cleaned table from one array per raw field (strings, ``year`` any type); a field
+    absent from ``raw`` (only under ``add_columns``) is NULL."""
+    rows = len(next(iter(raw.values())))
+    raw = {name: raw.get(name, pa.nulls(rows, pa.string())) for name in (*RAW_FIELDS, *added)}
+    arrays = {name: raw[name] for name in (*TEXT_FIELDS, *added)}
     years = cast_column(raw["year"], _BY_NAME["year"], where)
     if pc.any(pc.not_equal(years, year)).as_py() or years.null_count:
         bad = next(y for y in years.to_pylist() if y != year)
@@ -102,7 +118,8 @@ def _typed(raw: dict[str, pa.Array], year: int, where: str) -> pa.Table:
     arrays["cv_pct"], arrays["cv_code"] = _number_or_code(
         raw["CV (%)"], _BY_NAME["cv_pct"], _BY_NAME["cv_code"], where
     )
-    return pa.table([arrays[c.name] for c in COLUMNS], schema=SCHEMA)
+    schema = _schema(added)
+    return pa.table([arrays[name] for name in schema.names], schema=schema)
 
 
 _PAGE_OPTIONS = pajson.ParseOptions(
@@ -152,53 +169,73 @@ _CSV_CONVERT = pacsv.ConvertOptions(
 CSV_BLOCK_BYTES = 4 << 20  # ~9,000 records: what one cleaned chunk holds, whatever the page size
 
 
-def _csv_chunks(body: bytes, where: str) -> Iterator[dict[str, pa.Array]]:
-    """A CSV page, ``CSV_BLOCK_BYTES`` at a time, as one string array per field."""
+def _csv_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dict[str, pa.Array]]:
+    """A CSV page, ``CSV_BLOCK_BYTES`` at a time, as one string array per field it holds."""
     header = csv_header(body)
-    _refuse_drift(RAW_FIELDS - set(header), set(header) - RAW_FIELDS, where)
+    if not evolve:
+        _refuse_drift(RAW_FIELDS - set(header), set(header) - RAW_FIELDS, where)
+    convert = _CSV_CONVERT
+    if set(header) != RAW_FIELDS:
+        convert = pacsv.ConvertOptions(
+            column_types=dict.fromkeys(header, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
     try:
         reader = pacsv.open_csv(
             pa.py_buffer(body),
             read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
             parse_options=CSV_PARSE,
-            convert_options=_CSV_CONVERT,
+            convert_options=convert,
         )
         for batch in reader:
-            yield {name: batch.column(name) for name in FIELDS}
+            yield {name: batch.column(name) for name in header}
     except pa.ArrowInvalid as exc:
         raise CleaningError(f"{where}: staged CSV page does not parse: {exc}") from None
 
 
 class NassCleaner(Cleaner):
-    def columns(self) -> tuple[Column, ...]:
+    def base_columns(self) -> tuple[Column, ...]:
         return COLUMNS
 
     @property
     def row_key(self) -> tuple[str, ...]:
         return ROW_KEY
 
+    def expected_fields(self) -> tuple[str, ...]:
+        return FIELDS
+
+    def page_fields(self, body: bytes) -> set[str]:
+        if is_csv(body):
+            return set(csv_header(body))
+        return {name for record in self.parse_page(body) for name in record}
+
+    @property
+    def _evolve(self) -> bool:
+        return self.config.on_schema_change == "add_columns"
+
     def clean_chunks(self, body: bytes, year: int, where: str) -> Iterator[pa.Table]:
         """A CSV page is typed block by block, so memory holds ~9,000 records, not 50,000."""
         if not is_csv(body):
             yield self.clean_page(body, year, where)
             return
-        for raw in _csv_chunks(body, where):
-            yield _typed(raw, year, where)
+        for raw in _csv_chunks(body, where, self._evolve):
+            yield _typed(raw, year, where, self.added)
 
     def clean_page(self, body: bytes, year: int, where: str) -> pa.Table:
         if is_csv(body):
             chunks = list(self.clean_chunks(body, year, where))
-            return pa.concat_tables(chunks) if chunks else SCHEMA.empty_table()
+            return pa.concat_tables(chunks) if chunks else _schema(self.added).empty_table()
         raw = _read_page(body)
         if raw is None:
             return super().clean_page(body, year, where)
-        return _typed(raw, year, where)
+        return _typed(raw, year, where, self.added)
 
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
         if is_csv(body):
             return [
                 record
-                for raw in _csv_chunks(body, "staged page")
+                for raw in _csv_chunks(body, "staged page", self._evolve)
                 for record in pa.table(raw).to_pylist()
             ]
         try:
@@ -208,4 +245,4 @@ class NassCleaner(Cleaner):
         return records_of(data, "staged page")
 
     def clean(self, records: list[dict[str, Any]], year: int, where: str) -> pa.Table:
-        return clean_records(records, year, where)
+        return clean_records(records, year, where, self.added, self._evolve)

@@ -21,6 +21,7 @@ from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.nass.config import NassDatasetConfig, QueryValue
 from ingest_assets.kinds.nass.pages import RecordCount, count_or_decode, records_of
 from ingest_assets.kinds.nass.planner import SplitPlanner
+from ingest_assets.request_budget import shared_budget
 
 
 def _as_params(query: dict[str, QueryValue]) -> dict[str, tuple[str, ...]]:
@@ -201,6 +202,7 @@ class NassApi(dg.ConfigurableResource):
             min_delay=self.min_delay_seconds,
             retry_after_cap=self.retry_after_cap_seconds,
             min_interval=self.min_interval_seconds,
+            budget=shared_budget(),
         )
         assert isinstance(config, NassDatasetConfig)
         return NassSource(config, client, self.api_key, self.base_url)

@@ -16,6 +16,10 @@ from ingest_assets.errors import CleaningError
 
 
 class SocrataCleaner(TypedColumnsCleaner):
+    def page_fields(self, body: bytes) -> set[str]:
+        """The row fields, without system fields (``:id``, which keyset paging selects)."""
+        return {name for name in super().page_fields(body) if not name.startswith(":")}
+
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
         try:
             rows = orjson.loads(body)

@@ -37,6 +37,7 @@ from ingest_assets.errors import SourceError
 from ingest_assets.http import HttpClient, Response
 from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.socrata.config import NUMBER_TYPES, TIME_TYPES, SocrataDatasetConfig
+from ingest_assets.request_budget import shared_budget
 
 
 def soql_time(value: datetime | date) -> str:
@@ -166,9 +167,14 @@ class SocrataSource(Source):
     def _order(self) -> str:
         return ",".join([*self.config.key, ":id"])
 
+    @property
+    def _selected(self) -> str:
+        return ",".join(self.config.columns)
+
     def _page_params(self, where: str | None) -> dict[str, str]:
         return {
-            "$select": ",".join(self.config.columns),
+            # add_columns asks for every field, so a column the publisher adds arrives too
+            "$select": "*" if self.config.on_schema_change == "add_columns" else self._selected,
             **({"$where": where} if where else {}),
             "$order": self._order,
             "$limit": str(self.config.page_size),
@@ -366,5 +372,6 @@ class SocrataApi(dg.ConfigurableResource):
             read_timeout=self.read_timeout_seconds,
             max_attempts=self.max_attempts,
             min_interval=self.min_interval_seconds,
+            budget=shared_budget(),
         )
         return SocrataSource(config, client, self.base_url, has_token=bool(self.app_token))
