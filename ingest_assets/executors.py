@@ -5,8 +5,9 @@ partition's run is three linear steps (raw_pages → cleaned → facts) with not
 side, and a process per step paid Dagster's and the project's imports and a rebuild of the
 definitions three times over — most of a small year's time (docs/performance.md). Pools still
 apply in-process (a step waits for its ``api_<host>`` slot). ``multiprocess`` is Dagster's
-executor: one process per step on the run's machine (runs of many assets at once). ``celery`` sends every step to Celery workers through ``INGEST_CELERY_BROKER`` (results
-via ``INGEST_CELERY_BACKEND``; workers read the same two); ``k8s`` runs every step as a
+executor: one process per step on the run's machine (runs of many assets at once). ``celery``
+sends every step to Celery workers through ``INGEST_CELERY_BROKER`` (results via
+``INGEST_CELERY_BACKEND``; workers read the same two); ``k8s`` runs every step as a
 Kubernetes Job, inheriting image, namespace and env from the instance's ``K8sRunLauncher``. The
 distributed engines need everything a step reads to be reachable from any worker, so they refuse to
 load without an explicit warehouse URL and staging location (the defaults live under the local
