@@ -7,37 +7,26 @@ binary missing, dlt failing) fails the benchmark, and with it this test, naming 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.peers import TOOLS  # noqa: E402
+from benchmarks.peers import TOOLS
+from ingest_assets_tests.support.bench import run_benchmark
 
 
 @pytest.mark.slow
 def test_every_peer_loads_the_year_as_a_whole_process(
     warehouse_url: str, dagster_pg_url: str, tmp_path: Path
 ) -> None:
-    out = tmp_path / "peers.json"
-    env = {**os.environ, "DATABASE_URL": warehouse_url, "DAGSTER_PG_URL": dagster_pg_url}
-    command = [sys.executable, "benchmarks/peers.py", "--rows", "3000", "--dict-rows", "1000"]
-    completed = subprocess.run(
-        [*command, "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    results, stdout = run_benchmark(
+        "peers.py",
+        ["--rows", "3000", "--dict-rows", "1000"],
+        warehouse_url,
+        dagster_pg_url,
+        tmp_path / "peers.json",
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    size = json.loads(out.read_text())["sizes"]["3000"]
+    size = results["sizes"]["3000"]
     assert set(size["runs"]) == set(TOOLS) and len(TOOLS) == 6
     for tool, runs in size["runs"].items():
         expected = 1_000 if tool.startswith("dlt, defaults") else 3_000
@@ -46,4 +35,4 @@ def test_every_peer_loads_the_year_as_a_whole_process(
     for executor in ("in-process", "multiprocess"):
         stages = size["runs"][f"ingest_assets ({executor})"][0]["stage_seconds"]
         assert set(stages) == {"raw_pages", "cleaned", "facts"} and min(stages.values()) > 0
-    assert "Sling" in completed.stdout and "x Sling's time" in completed.stdout
+    assert "Sling" in stdout and "x Sling's time" in stdout
