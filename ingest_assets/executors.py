@@ -5,7 +5,8 @@ partition's run is three linear steps (raw_pages → cleaned → facts) with not
 side, and a process per step paid Dagster's and the project's imports and a rebuild of the
 definitions three times over — most of a small year's time (docs/performance.md). Pools still
 apply in-process (a step waits for its ``api_<host>`` slot). ``multiprocess`` is Dagster's
-executor: one process per step on the run's machine (runs of many assets at once). ``celery``
+default executor: one process per step on the run's machine (runs of many assets at once), or
+``execution: {config: {in_process: {}}}`` per run. ``celery``
 sends every step to Celery workers through ``INGEST_CELERY_BROKER`` (results via
 ``INGEST_CELERY_BACKEND``; workers read the same two); ``k8s`` runs every step as a
 Kubernetes Job, inheriting image, namespace and env from the instance's ``K8sRunLauncher``. The
@@ -33,7 +34,7 @@ def executor_from_env() -> dg.ExecutorDefinition:
     if kind == "in_process":
         return dg.in_process_executor
     if kind == "multiprocess":
-        return dg.multiprocess_executor
+        return dg.multi_or_in_process_executor
     missing = [name for name in SHARED_SETTINGS if not os.environ.get(name)]
     if missing:
         raise ValueError(

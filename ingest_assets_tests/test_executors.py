@@ -26,9 +26,9 @@ def test_default_runs_steps_in_the_runs_process(monkeypatch):
     assert executor_from_env() is dg.in_process_executor
 
 
-def test_multiprocess_stays_selectable(monkeypatch):
+def test_multiprocess_is_dagsters_default_executor(monkeypatch):
     set_env(monkeypatch, {"INGEST_EXECUTOR": "multiprocess"})
-    assert executor_from_env() is dg.multiprocess_executor
+    assert executor_from_env() is dg.multi_or_in_process_executor
 
 
 def test_an_unknown_engine_is_named(monkeypatch):

@@ -60,7 +60,7 @@ def test_a_20_year_backfill_from_the_ui_respects_the_pool(pg_admin_url, warehous
             "NASS_API_KEY": standin.api_key,
             "NASS_BASE_URL": standin.base_url,
             "NASS_MIN_INTERVAL_SECONDS": "0",
-            "INGEST_EXECUTOR": "multiprocess",  # the default executor, whatever the shell says
+            "INGEST_EXECUTOR": "multiprocess",  # Dagster's default: run config picks in_process
         }
         with dagster_dev(env, tmp_path / "dagster_home") as url:
             wait_for_code(url)
