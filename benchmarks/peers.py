@@ -92,15 +92,15 @@ def write_year(path: Path, rows: int, year: int = YEAR) -> None:
             )
 
 
-def catalog_yaml(folder: Path) -> str:
+def catalog_yaml(folder: Path, first_year: int = YEAR - 1, last_year: int = YEAR + 1) -> str:
     columns = "".join(f"      {name}: {kind}\n" for name, kind in COLUMNS.items() if name != "year")
     return (
         "datasets:\n"
         f"  {DATASET}:\n"
         "    source: files\n"
         "    table: bench_files\n"
-        f"    start_year: {YEAR - 1}\n"
-        f"    end_year: {YEAR + 1}\n"
+        f"    start_year: {first_year}\n"
+        f"    end_year: {last_year}\n"
         f"    path: {folder}/*.csv.gz\n"
         "    year_column: Year\n"
         f"    columns:\n{columns}"
