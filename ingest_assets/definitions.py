@@ -1,8 +1,10 @@
 """Dagster's entry point: the catalog becomes assets, checks and resources.
 
-``dagster dev``, ``dagster asset materialize -m ingest_assets.definitions`` and the tests all
-load ``defs`` from here. Connection settings come from the environment (documented in
-docs/operations.md); secrets only ever through ``dg.EnvVar``.
+``workspace.yaml`` (``dagster dev``, the code location ``ingest_assets``), ``dg`` (``[tool.dg]``)
+and ``dagster asset materialize -m ingest_assets.definitions`` all load ``defs`` from here. It is
+built lazily, when Dagster asks for it: importing this module reads no catalog and changes no
+process state. Connection settings come from the environment (documented in README's
+Configuration); secrets only ever through ``dg.EnvVar``.
 """
 
 from __future__ import annotations
@@ -61,9 +63,9 @@ def use_a_memory_pool_that_returns_memory() -> None:
 
 
 def build_definitions() -> dg.Definitions:
-    use_a_memory_pool_that_returns_memory()
     """One ``dg.Definitions`` per dataset (its factory's), merged with what all share:
     resources, the executor and the run-status notification sensors."""
+    use_a_memory_pool_that_returns_memory()
     datasets = [dataset_definitions(config) for config in load_catalog().values()]
     shared = dg.Definitions(
         resources=build_resources(),
@@ -73,4 +75,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(*datasets, shared)
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What Dagster loads; a catalog mistake surfaces here as one line (see ``catalog``)."""
+    return build_definitions()

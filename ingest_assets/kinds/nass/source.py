@@ -178,12 +178,18 @@ class NassApi(dg.ConfigurableResource):
     def from_env(cls) -> NassApi:
         """The key from ``NASS_API_KEY``; ``NASS_BASE_URL`` points at a stand-in if set."""
         return cls(
-            api_key=dg.EnvVar("NASS_API_KEY"),
+            api_key=dg.EnvVar("NASS_API_KEY") if os.environ.get("NASS_API_KEY") else "",
             base_url=os.environ.get("NASS_BASE_URL") or None,
             min_interval_seconds=float(os.environ.get("NASS_MIN_INTERVAL_SECONDS", "0.2")),
         )
 
     def source(self, config: DatasetConfig) -> NassSource:
+        if not self.api_key:
+            raise SourceError(
+                f"{config.name}: NASS_API_KEY is not set: export your Quick Stats key (free: "
+                "https://quickstats.nass.usda.gov/api), or serve the stand-ins: "
+                'eval "$(./run ingest-assets standin --background)"'
+            )
         client = HttpClient(
             secrets=[self.api_key],
             connect_timeout=self.connect_timeout_seconds,
