@@ -46,21 +46,6 @@ from benchmarks.peers import (  # noqa: E402
 )
 
 LAST_YEAR = 2020
-LAUNCH = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
-STATUS = """
-query($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    ... on PartitionBackfill { status endTimestamp }
-  }
-}"""
-DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
 def sling_years(folder: Path, years: list[int], rows: int, warehouse: str, work: Path) -> float:
@@ -115,7 +100,13 @@ def ledger_years(warehouse: str, after_id: int) -> tuple[int, list[int]]:
 
 def backfill_years(env: dict[str, str], home: Path, years: list[int]) -> tuple[float, float]:
     """(seconds for dagster dev to load the code, seconds from launch to the backfill's end)."""
-    from ingest_assets_tests.support.graphql import graphql, wait_for_code
+    from ingest_assets_tests.support.graphql import (
+        BACKFILL_DONE,
+        BACKFILL_STATUS,
+        LAUNCH_BACKFILL,
+        graphql,
+        wait_for_code,
+    )
     from ingest_assets_tests.ui.dagster_dev import dagster_dev
 
     started = time.monotonic()
@@ -129,14 +120,14 @@ def backfill_years(env: dict[str, str], home: Path, years: list[int]) -> tuple[f
             "tags": [],
         }
         launched_at = time.monotonic()
-        launched = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
+        launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
         if launched["__typename"] != "LaunchBackfillSuccess":
             raise SystemExit(f"backfill_bench: the launch failed: {launched}")
         status = None
         while time.monotonic() - launched_at < 1800:
-            status = graphql(url, STATUS, {"id": launched["backfillId"]})
+            status = graphql(url, BACKFILL_STATUS, {"id": launched["backfillId"]})
             status = status["partitionBackfillOrError"]["status"]
-            if status in DONE:
+            if status in BACKFILL_DONE:
                 break
             time.sleep(0.5)
         seconds = time.monotonic() - launched_at
