@@ -77,11 +77,13 @@ def _plan(context: dg.AssetExecutionContext, spec: DatasetSpec, source: Source) 
     return source.plan_changes(year, since)
 
 
-def raw_pages_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+def raw_pages_asset(spec: DatasetSpec, deps: tuple[dg.AssetKey, ...] = ()) -> dg.AssetsDefinition:
+    """``deps``: a kind's upstream assets, depended on without loading them as inputs."""
     config = spec.config
 
     @dg.asset(
         key=spec.key("raw_pages"),
+        deps=list(deps),
         io_manager_key="pages_io_manager",
         required_resource_keys={spec.resource_key, "warehouse"},
         kinds={config.source, config.page_format},

@@ -97,6 +97,7 @@ def load_year(
         mode,
         now(),
         *(counts.source, counts.staged, counts.cleaned),
+        source_version=raw_pages.manifest.get("source_version"),
     )
     load = _loader(mode, spec, raw_pages.year_count)
     batches = cleaned.batches(COPY_BLOCK_ROWS)
@@ -159,8 +160,8 @@ def facts_result(
 ) -> dg.MaterializeResult:
     """The materialization (table figures) and the year's check evaluation."""
     message = _message(spec, load)
-    if not load.result.committed:
-        context.log.error(message)
+    # At INFO (dagster.yaml) the year's outcome is the line a CLI or CI user reads.
+    (context.log.info if load.result.committed else context.log.error)(message)
     figures = {k: dg.MetadataValue.int(v) for k, v in load.result.figures.items()}
     check = dg.AssetCheckResult(
         check_name=RECONCILE_CHECK,

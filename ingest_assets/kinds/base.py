@@ -13,12 +13,15 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ingest_assets.cleaning.columns import Column
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -104,6 +107,7 @@ class Plan:
     source_count: int
     notes: tuple[str, ...] = ()
     year_count: int | None = None
+    source_version: str | None = None  # the data's version where the source has one (a file)
 
 
 @dataclass
@@ -114,6 +118,16 @@ class Page:
     index: int
     body: bytes
     rows: int
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What a kind adds upstream of a dataset's ``raw_pages`` (e.g. a bulk file read once for
+    all years): the assets ``raw_pages`` depends on, and their own definitions (jobs, sensors)."""
+
+    keys: tuple[dg.AssetKey, ...]
+    assets: tuple[dg.AssetsDefinition, ...]
+    definitions: dg.Definitions
 
 
 class Cleaner(ABC):

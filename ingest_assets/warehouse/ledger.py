@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS ingest_meta.load_ledger (
     status text NOT NULL CHECK (status IN ('loaded', 'failed')),
     message text
 );
+ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS source_version text;
 CREATE TABLE IF NOT EXISTS ingest_meta.watermarks (
     dataset text NOT NULL,
     year integer NOT NULL,
@@ -51,6 +52,7 @@ class LedgerEntry:
     source_count: int
     staged_rows: int
     cleaned_rows: int
+    source_version: str | None = None  # e.g. a bulk file's name@ETag the rows came from
 
 
 def ensure_ledger(conn: psycopg.Connection) -> None:
@@ -68,8 +70,8 @@ def record(
 ) -> None:
     conn.execute(
         "INSERT INTO ingest_meta.load_ledger (dataset, target_table, year, run_id, mode, "
-        "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message, "
+        "source_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             entry.dataset,
             entry.target_table,
@@ -83,6 +85,7 @@ def record(
             entry.started_at,
             status,
             message,
+            entry.source_version,
         ),
     )
 
