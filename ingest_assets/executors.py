@@ -1,8 +1,14 @@
 """Which engine runs a run's steps, chosen by configuration alone (``INGEST_EXECUTOR``).
 
-``multiprocess`` (default) keeps Dagster's own executor: one process per step on the run's
-machine. ``celery`` sends every step to Celery workers through ``INGEST_CELERY_BROKER`` (results
-via ``INGEST_CELERY_BACKEND``; workers read the same two); ``k8s`` runs every step as a
+``in_process`` (default) runs a run's steps one after another in the run's own process. A
+partition's run is three linear steps (raw_pages → cleaned → facts) with nothing to run side by
+side, and a process per step paid Dagster's and the project's imports and a rebuild of the
+definitions three times over — most of a small year's time (docs/performance.md). Pools still
+apply in-process (a step waits for its ``api_<host>`` slot). ``multiprocess`` is Dagster's
+default executor: one process per step on the run's machine (runs of many assets at once), or
+``execution: {config: {in_process: {}}}`` per run. ``celery``
+sends every step to Celery workers through ``INGEST_CELERY_BROKER`` (results via
+``INGEST_CELERY_BACKEND``; workers read the same two); ``k8s`` runs every step as a
 Kubernetes Job, inheriting image, namespace and env from the instance's ``K8sRunLauncher``. The
 distributed engines need everything a step reads to be reachable from any worker, so they refuse to
 load without an explicit warehouse URL and staging location (the defaults live under the local
@@ -15,18 +21,20 @@ import os
 
 import dagster as dg
 
-EXECUTOR_KINDS = ("multiprocess", "celery", "k8s")
+EXECUTOR_KINDS = ("in_process", "multiprocess", "celery", "k8s")
 SHARED_SETTINGS = ("DATABASE_URL", "INGEST_STAGING")
 CELERY_SETTINGS = ("INGEST_CELERY_BROKER", "INGEST_CELERY_BACKEND")
 
 
-def executor_from_env() -> dg.ExecutorDefinition | None:
-    """The executor named by ``INGEST_EXECUTOR``; ``None`` keeps Dagster's default."""
-    kind = os.environ.get("INGEST_EXECUTOR", "").strip().lower() or "multiprocess"
+def executor_from_env() -> dg.ExecutorDefinition:
+    """The executor named by ``INGEST_EXECUTOR`` (``in_process`` when unset)."""
+    kind = os.environ.get("INGEST_EXECUTOR", "").strip().lower() or "in_process"
     if kind not in EXECUTOR_KINDS:
         raise ValueError(f"INGEST_EXECUTOR={kind!r} is not one of {', '.join(EXECUTOR_KINDS)}")
+    if kind == "in_process":
+        return dg.in_process_executor
     if kind == "multiprocess":
-        return None
+        return dg.multi_or_in_process_executor
     missing = [name for name in SHARED_SETTINGS if not os.environ.get(name)]
     if missing:
         raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 
 from ingest_assets.definitions import build_definitions
@@ -18,11 +19,16 @@ def set_env(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
         monkeypatch.setenv(name, value)
 
 
-def test_default_is_dagsters_own_executor(monkeypatch):
+def test_default_runs_steps_in_the_runs_process(monkeypatch):
     set_env(monkeypatch, {})
-    assert executor_from_env() is None
+    assert executor_from_env() is dg.in_process_executor
+    set_env(monkeypatch, {"INGEST_EXECUTOR": "in_process"})
+    assert executor_from_env() is dg.in_process_executor
+
+
+def test_multiprocess_is_dagsters_default_executor(monkeypatch):
     set_env(monkeypatch, {"INGEST_EXECUTOR": "multiprocess"})
-    assert executor_from_env() is None
+    assert executor_from_env() is dg.multi_or_in_process_executor
 
 
 def test_an_unknown_engine_is_named(monkeypatch):

@@ -8,7 +8,8 @@ Quick Stats dataset served by the stand-in, with a 5 s sensor interval and a one
   dataset's job for exactly that year, tagged with the year; the run succeeds, the table holds
   the revised values, the reconcile check is recorded for that year; the next tick launches
   nothing;
-- that run's log shows the multiprocess executor and both staging IO managers at work;
+- that run's log shows the default executor (steps in the run's process) and both staging IO
+  managers at work;
 - the refresh schedule, turned on the same way, launches its year at the next minute;
 - a ``dagster asset materialize`` run with a wrong key, on the same instance, makes the failure
   sensor (watching all code locations) post once to a local webhook receiver, key redacted.
@@ -211,7 +212,7 @@ def test_sensor_schedule_and_failure_notice_under_the_daemon(stack, receiver):
 
     # The run went through the project's executor and both staging IO managers.
     messages = run_messages(url, run["runId"])
-    assert any("multiprocess executor" in m for m in messages), messages[:10]
+    assert any("Executing steps in process" in m for m in messages), messages[:10]
     for manager in ("pages_io_manager", "frames_io_manager"):
         assert any(m.startswith("HandledOutputEvent") and manager in m for m in messages), manager
 

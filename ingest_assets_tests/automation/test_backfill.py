@@ -15,7 +15,13 @@ import pytest
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.conftest import create_database
-from ingest_assets_tests.support.graphql import graphql, wait_for_code
+from ingest_assets_tests.support.graphql import (
+    BACKFILL_DONE,
+    BACKFILL_STATUS,
+    LAUNCH_BACKFILL,
+    graphql,
+    wait_for_code,
+)
 from ingest_assets_tests.ui.dagster_dev import dagster_dev
 
 YEARS = [str(y) for y in range(2000, 2020)]
@@ -28,22 +34,6 @@ CATALOG = """datasets:
     end_year: 2019
     query: {source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}
 """
-LAUNCH = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on PartitionKeysNotFoundError { message }
-  }
-}"""
-STATUS = """
-query($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    ... on PartitionBackfill { status }
-  }
-}"""
-DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
 @pytest.mark.slow
@@ -60,7 +50,7 @@ def test_a_20_year_backfill_from_the_ui_respects_the_pool(pg_admin_url, warehous
             "NASS_API_KEY": standin.api_key,
             "NASS_BASE_URL": standin.base_url,
             "NASS_MIN_INTERVAL_SECONDS": "0",
-            "INGEST_EXECUTOR": "multiprocess",  # the default executor, whatever the shell says
+            "INGEST_EXECUTOR": "multiprocess",  # Dagster's default: run config picks in_process
         }
         with dagster_dev(env, tmp_path / "dagster_home") as url:
             wait_for_code(url)
@@ -76,13 +66,13 @@ def test_a_20_year_backfill_from_the_ui_respects_the_pool(pg_admin_url, warehous
                 # process start-ups per run (the test's time budget), pools apply the same.
                 "runConfigData": {"execution": {"config": {"in_process": {}}}},
             }
-            launched = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
+            launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
             assert launched["__typename"] == "LaunchBackfillSuccess", launched
             backfill = launched["backfillId"]
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
-                data = graphql(url, STATUS, {"id": backfill})
-                if data["partitionBackfillOrError"]["status"] in DONE:
+                data = graphql(url, BACKFILL_STATUS, {"id": backfill})
+                if data["partitionBackfillOrError"]["status"] in BACKFILL_DONE:
                     break
                 time.sleep(2)
             status = data["partitionBackfillOrError"]["status"]

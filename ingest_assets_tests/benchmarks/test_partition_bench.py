@@ -6,15 +6,12 @@ reconcile check must have passed, and the references must have run on the stated
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ingest_assets_tests.support.bench import run_benchmark
+
 KEYS = (
     "rows",
     "end_to_end_rows_per_s",
@@ -33,23 +30,17 @@ KEYS = (
 def test_benchmark_reports_every_figure(
     warehouse_url: str, dagster_pg_url: str, tmp_path: Path
 ) -> None:
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "DATABASE_URL": warehouse_url, "DAGSTER_PG_URL": dagster_pg_url}
-    command = [sys.executable, "benchmarks/partition_bench.py", "--rows", "100000"]
-    completed = subprocess.run(
-        [*command, "--sample", "20000", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result, stdout = run_benchmark(
+        "partition_bench.py",
+        ["--rows", "100000", "--sample", "20000"],
+        warehouse_url,
+        dagster_pg_url,
+        tmp_path / "bench.json",
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(out.read_text())
     for key in KEYS:
         assert isinstance(result[key], int | float) and result[key] > 0, (key, result.get(key))
     assert result["rows"] == 100_000
     assert result["reference_sample_rows"] == 20_000
     assert result["check_passed"] is True
-    assert "plain COPY" in completed.stdout and "on 20,000 rows" in completed.stdout
+    assert "plain COPY" in stdout and "on 20,000 rows" in stdout
     assert result["standin_prerendered"] is True and result["standin_render_seconds"] > 0

@@ -15,6 +15,25 @@ import requests
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 
 
+# The UI backfill dialog's mutation, and the status it polls until one of BACKFILL_DONE.
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on PartitionKeysNotFoundError { message }
+  }
+}"""
+BACKFILL_STATUS = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status }
+  }
+}"""
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
 def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """POST ``query`` to ``<url>/graphql``; the ``data`` of the answer, or an error naming why."""
     response = requests.post(
