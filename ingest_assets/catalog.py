@@ -6,7 +6,6 @@ when the definitions load; every mistake is reported at once, each naming the en
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -16,14 +15,16 @@ from pydantic import Field, TypeAdapter, ValidationError
 from ingest_assets.errors import CatalogError
 from ingest_assets.kinds.base import DatasetConfig
 from ingest_assets.kinds.registry import SOURCE_KINDS
+from ingest_assets.settings import current_settings
 
 DEFAULT_CATALOG = "datasets.yaml"
 
 
 def catalog_path() -> Path:
     """``$INGEST_DATASETS``, else ``datasets.yaml`` in the working directory or the project."""
-    if "INGEST_DATASETS" in os.environ:
-        return Path(os.environ["INGEST_DATASETS"])
+    configured = current_settings().ingest_datasets
+    if configured:
+        return Path(configured)
     local = Path.cwd() / DEFAULT_CATALOG
     return local if local.exists() else Path(__file__).resolve().parents[1] / DEFAULT_CATALOG
 

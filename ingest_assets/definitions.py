@@ -1,13 +1,11 @@
 """Dagster's entry point: the catalog becomes assets, checks and resources.
 
 ``dagster dev``, ``dagster asset materialize -m ingest_assets.definitions`` and the tests all
-load ``defs`` from here. Connection settings come from the environment (documented in
-docs/operations.md); secrets only ever through ``dg.EnvVar``.
+load ``defs`` from here. Connection settings come from ``ingest_assets.settings`` (documented in
+docs/operations.md); resources are built in ``ingest_assets.resources``.
 """
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 import pyarrow as pa
@@ -15,34 +13,9 @@ import pyarrow as pa
 from ingest_assets.assets.factory import dataset_assets
 from ingest_assets.automation import automation_definitions
 from ingest_assets.catalog import load_catalog
-from ingest_assets.embedded import ingest_home
 from ingest_assets.executors import executor_from_env
-from ingest_assets.kinds.registry import SOURCE_KINDS
-from ingest_assets.staging.frames import ParquetFramesIOManager
-from ingest_assets.staging.pages import StagedPagesIOManager
-from ingest_assets.warehouse.resource import Warehouse
-
-
-def staging_base() -> str:
-    """``INGEST_STAGING`` (any fsspec URL, shared by all workers) or a local folder."""
-    return os.environ.get("INGEST_STAGING") or str(ingest_home() / "staging")
-
-
-def _env_or_empty(name: str) -> str | dg.EnvVar:
-    return dg.EnvVar(name) if os.environ.get(name) else ""
-
-
-def build_resources() -> dict[str, object]:
-    base = staging_base().rstrip("/")
-    resources: dict[str, object] = {
-        kind.resource.resource_key: kind.resource.from_env() for kind in SOURCE_KINDS.values()
-    }
-    resources |= {
-        "pages_io_manager": StagedPagesIOManager(base_path=f"{base}/pages"),
-        "frames_io_manager": ParquetFramesIOManager(base_path=f"{base}/frames"),
-        "warehouse": Warehouse(database_url=_env_or_empty("DATABASE_URL")),
-    }
-    return resources
+from ingest_assets.resources import build_resources
+from ingest_assets.settings import current_settings
 
 
 def use_a_memory_pool_that_returns_memory() -> None:
@@ -51,7 +24,7 @@ def use_a_memory_pool_that_returns_memory() -> None:
     10 s decay let the peak follow the size of the largest page (docs/performance.md). Returning
     pages at once costs up to ~0.5 s of cleaning per million rows. An explicit
     ``ARROW_DEFAULT_MEMORY_POOL`` is left alone."""
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    if current_settings().arrow_default_memory_pool:
         return
     try:
         pa.set_memory_pool(pa.jemalloc_memory_pool())

@@ -2,12 +2,20 @@
 
 One embedded server serves the whole session (its data in a temporary INGEST_HOME); each test
 that needs a warehouse gets a database of its own, so tests never see each other's rows.
+
+Every test is marked ``unit`` or ``integration`` here, so ``pytest -m unit`` runs the fast part
+without PostgreSQL. A test is ``integration`` when it uses one of ``SERVER_FIXTURES`` (directly or
+through another fixture), carries the marker itself, or its own code starts processes (names
+``subprocess`` or the ``dagster dev`` helpers). A ``unit`` test that starts a subprocess
+anyway fails, naming the rule, so a misclassified test cannot slow the unit selection unnoticed.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +26,47 @@ import pytest
 from psycopg import sql
 
 _counter = itertools.count()
+
+SERVER_FIXTURES = frozenset(
+    {"ingest_home", "pg_admin_url", "warehouse_url", "dagster_pg_url", "instance"}
+)
+PROCESS_NAMES = ("subprocess", "dagster_dev", "graphql", "sys.executable")
+
+
+def _is_integration(item: pytest.Item) -> bool:
+    if item.get_closest_marker("integration"):
+        return True
+    if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    function = getattr(item, "function", None)
+    source = inspect.getsource(function) if function else ""
+    return any(name in source for name in PROCESS_NAMES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_integration(item):
+            if not item.get_closest_marker("integration"):
+                item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings are read once per process; each test reads the environment it set up."""
+    from ingest_assets.settings import current_settings
+
+    current_settings.cache_clear()
+    if request.node.get_closest_marker("unit"):
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError(
+                "a unit test started a subprocess: mark it integration (ingest_assets_tests/"
+                "conftest.py)"
+            )
+
+        monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from ingest_assets.errors import SourceError
 from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.files.pages import write_page
+from ingest_assets.settings import Settings
 
 BLOCK_BYTES = 1 << 20
 _YEAR = r"^\d{4}"
@@ -166,7 +167,8 @@ class FilesStore(dg.ConfigurableResource):
     resource_key: ClassVar[str] = "files_store"
 
     @classmethod
-    def from_env(cls) -> FilesStore:
+    def from_settings(cls, config: Settings) -> FilesStore:
+        """Nothing to configure: the catalog's fsspec URLs say where the files are."""
         return cls()
 
     def source(self, config: DatasetConfig) -> FilesSource:

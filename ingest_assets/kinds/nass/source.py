@@ -8,7 +8,6 @@ URL, so it only ever passes through the shared client, which redacts it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -21,6 +20,7 @@ from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.nass.config import NassDatasetConfig, QueryValue
 from ingest_assets.kinds.nass.pages import RecordCount, count_or_decode, records_of
 from ingest_assets.kinds.nass.planner import SplitPlanner
+from ingest_assets.settings import Settings, secret_reference
 
 
 def _as_params(query: dict[str, QueryValue]) -> dict[str, tuple[str, ...]]:
@@ -175,12 +175,13 @@ class NassApi(dg.ConfigurableResource):
     retry_after_cap_seconds: float = 120.0
 
     @classmethod
-    def from_env(cls) -> NassApi:
-        """The key from ``NASS_API_KEY``; ``NASS_BASE_URL`` points at a stand-in if set."""
+    def from_settings(cls, config: Settings) -> NassApi:
+        """The key as ``dg.EnvVar("NASS_API_KEY")`` (unset fails when a run needs it)."""
+        key = secret_reference("nass_api_key", config.nass_api_key) or dg.EnvVar("NASS_API_KEY")
         return cls(
-            api_key=dg.EnvVar("NASS_API_KEY"),
-            base_url=os.environ.get("NASS_BASE_URL") or None,
-            min_interval_seconds=float(os.environ.get("NASS_MIN_INTERVAL_SECONDS", "0.2")),
+            api_key=key,
+            base_url=config.nass_base_url,
+            min_interval_seconds=config.nass_min_interval_seconds,
         )
 
     def source(self, config: DatasetConfig) -> NassSource:

@@ -12,7 +12,6 @@ fails the year instead of landing a mix. Incremental plans add
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -23,6 +22,7 @@ from ingest_assets.errors import SourceError
 from ingest_assets.http import HttpClient, Response
 from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
 from ingest_assets.kinds.socrata.config import NUMBER_TYPES, TIME_TYPES, SocrataDatasetConfig
+from ingest_assets.settings import Settings, secret_reference
 
 
 def soql_time(value: datetime | date) -> str:
@@ -228,10 +228,10 @@ class SocrataApi(dg.ConfigurableResource):
     max_attempts: int = 6
 
     @classmethod
-    def from_env(cls) -> SocrataApi:
-        """The token from ``SOCRATA_APP_TOKEN`` when set; ``SOCRATA_BASE_URL`` for a stand-in."""
-        token = dg.EnvVar("SOCRATA_APP_TOKEN") if os.environ.get("SOCRATA_APP_TOKEN") else ""
-        return cls(app_token=token, base_url=os.environ.get("SOCRATA_BASE_URL") or None)
+    def from_settings(cls, config: Settings) -> SocrataApi:
+        """The token (as an env reference) when set; ``SOCRATA_BASE_URL`` for a stand-in."""
+        token = secret_reference("socrata_app_token", config.socrata_app_token)
+        return cls(app_token=token, base_url=config.socrata_base_url)
 
     def source(self, config: DatasetConfig) -> SocrataSource:
         assert isinstance(config, SocrataDatasetConfig)
