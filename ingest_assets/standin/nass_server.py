@@ -22,7 +22,6 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -33,6 +32,7 @@ from ingest_assets.kinds.nass.fields import FIELDS
 from ingest_assets.standin.http import (
     COMMON_FAULTS,
     FaultQueue,
+    RequestStats,
     ServedStandIn,
     TrackedHandler,
 )
@@ -123,55 +123,8 @@ class LoggedRequest:
     status: int
 
 
-class NassStats:
-    """Thread-safe request statistics of a NassStandIn."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests_by_endpoint: Counter[str] = Counter()
-        self.requests: list[LoggedRequest] = []
-        self.faults_served: Counter[str] = Counter()
-        self.records_served = 0
-        self.max_records_served = 0
-        self.in_flight = 0
-        self.peak_concurrency = 0
-        self.cache_hits = 0
-        self.cache_misses = 0
-
-    @property
-    def total_requests(self) -> int:
-        return sum(self.requests_by_endpoint.values())
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests_by_endpoint.clear()
-            self.requests.clear()
-            self.faults_served.clear()
-            self.records_served = self.max_records_served = 0
-            self.cache_hits = self.cache_misses = 0
-            self.peak_concurrency = self.in_flight
-
-    def cache_lookup(self, hit: bool) -> None:
-        with self._lock:
-            if hit:
-                self.cache_hits += 1
-            else:
-                self.cache_misses += 1
-
-    def started(self) -> None:
-        with self._lock:
-            self.in_flight += 1
-            self.peak_concurrency = max(self.peak_concurrency, self.in_flight)
-
-    def finished(self, request: LoggedRequest, records: int, fault: str | None) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            self.requests_by_endpoint[request.endpoint] += 1
-            self.requests.append(request)
-            self.records_served += records
-            self.max_records_served = max(self.max_records_served, records)
-            if fault:
-                self.faults_served[fault] += 1
+NassStats = RequestStats[LoggedRequest]
+"""The NASS stand-in's statistics: its requests logged with the key redacted."""
 
 
 _CacheKey = tuple[str, tuple[tuple[str, str], ...]]

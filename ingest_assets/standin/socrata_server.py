@@ -26,7 +26,6 @@ import struct
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field, replace
@@ -39,7 +38,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from ingest_assets.standin.http import COMMON_FAULTS, FaultQueue, ServedStandIn, TrackedHandler
+from ingest_assets.standin.http import (
+    COMMON_FAULTS,
+    FaultQueue,
+    RequestStats,
+    ServedStandIn,
+    TrackedHandler,
+)
 
 Row = dict[str, object]
 
@@ -741,15 +746,8 @@ class RequestRecord:
     token_sent: bool
 
 
-@dataclass
-class StandInStats:
-    """Counters for assertions; ``SocrataStandIn.stats`` hands out consistent copies."""
-
-    requests_by_endpoint: Counter[str] = field(default_factory=Counter)
-    requests: list[RequestRecord] = field(default_factory=list)
-    max_rows_served: int = 0
-    peak_concurrency: int = 0
-    faults_served: Counter[str] = field(default_factory=Counter)
+StandInStats = RequestStats[RequestRecord]
+"""The Socrata stand-in's statistics: whether each request sent a token, never the token."""
 
 
 ENDPOINTS = ("resource", "views")
@@ -827,7 +825,6 @@ class SocrataStandIn(ServedStandIn):
         self._datasets: dict[str, _Dataset] = {}
         self._faults = FaultQueue()
         self._stats = StandInStats()
-        self._in_flight = 0
         self._request_number = 0
         self._clock = 0
         self._next_row_id = 0
@@ -934,12 +931,10 @@ class SocrataStandIn(ServedStandIn):
     @property
     def stats(self) -> StandInStats:
         """A consistent copy of the counters, safe to read while requests run."""
-        with self._lock:
-            return deepcopy(self._stats)
+        return self._stats.snapshot()
 
     def reset_stats(self) -> None:
-        with self._lock:
-            self._stats = StandInStats(peak_concurrency=self._in_flight)
+        self._stats.reset()
 
     # internals (call with self._lock held)
     def _tick(self) -> int:
@@ -981,8 +976,7 @@ class SocrataStandIn(ServedStandIn):
             endpoint, lambda name: name.startswith("count-drift:") == counting
         )
         if fault is not None:
-            with self._lock:
-                self._stats.faults_served[fault] += 1
+            self._stats.fault_served(fault)
         return fault
 
     def _handle(self, handler: _Handler) -> None:
@@ -993,11 +987,7 @@ class SocrataStandIn(ServedStandIn):
         with self._lock:
             self._request_number += 1
             request_number = self._request_number
-            self._in_flight += 1
-            stats = self._stats
-            stats.peak_concurrency = max(stats.peak_concurrency, self._in_flight)
-            stats.requests_by_endpoint[endpoint] += 1
-            stats.requests.append(RequestRecord(endpoint, url.path, params, token is not None))
+        self._stats.started(RequestRecord(endpoint, url.path, params, token is not None))
         try:
             time.sleep(self._latency)
             fault = self._take_fault(endpoint, counting=False)
@@ -1011,8 +1001,7 @@ class SocrataStandIn(ServedStandIn):
             )
             handler.send(response, truncate=fault == "truncate")
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            self._stats.finished()
 
     def _answer(
         self,
@@ -1071,8 +1060,7 @@ class SocrataStandIn(ServedStandIn):
                 {item.output: row[item.source] for item in query.items if item.source in row}
                 for row in matched[window]
             ]
-        with self._lock:
-            self._stats.max_rows_served = max(self._stats.max_rows_served, len(page))
+        self._stats.served(len(page))
         last_modified = formatdate(dataset.rows_updated_at, usegmt=True)
         types = [_HEADER_TYPES.get(item.data_type, item.data_type) for item in query.items]
         headers = {
