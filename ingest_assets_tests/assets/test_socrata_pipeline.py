@@ -14,13 +14,13 @@ import pytest
 from ingest_assets.assets.factory import FULL_RELOAD_TAG, RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
-from ingest_assets.standin.socrata_server import (
+from ingest_assets.standin.socrata_data import (
     LA311_2017_FIELDS,
     SEATTLE_PET_LICENSE_FIELDS,
-    SocrataStandIn,
     columns_of,
     rows_from_portal_csv,
 )
+from ingest_assets.standin.socrata_server import SocrataStandIn
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "socrata"
 LA_ID, PETS_ID = "la311-2017", "jguv-t9rb"

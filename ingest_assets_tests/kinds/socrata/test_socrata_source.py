@@ -11,12 +11,8 @@ from ingest_assets.kinds.socrata.cleaner import SocrataCleaner
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.kinds.socrata.source import SocrataApi
 from ingest_assets.settings import ExplicitSettings
-from ingest_assets.standin.socrata_server import (
-    LA311_2017_FIELDS,
-    SocrataStandIn,
-    columns_of,
-    rows_from_portal_csv,
-)
+from ingest_assets.standin.socrata_data import LA311_2017_FIELDS, columns_of, rows_from_portal_csv
+from ingest_assets.standin.socrata_server import SocrataStandIn
 
 FIXTURE = (
     Path(__file__).resolve().parents[2]
