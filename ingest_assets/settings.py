@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         description="Local state: the embedded PostgreSQL's data, the default staging folder "
         "and Dagster home.",
     )
+    dagster_home: str | None = Field(
+        None,
+        description="Dagster's home (holds `dagster.yaml`); the CLI defaults it to "
+        "`$INGEST_HOME/dagster_home`.",
+    )
     ingest_staging: str | None = Field(
         None,
         description="Staged pages and Parquet frames: a folder or any fsspec URL "

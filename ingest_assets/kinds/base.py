@@ -38,24 +38,37 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="Dataset name; the asset key prefix and group name.")
-    source: str
+    name: str = Field(
+        description="The entry's key in datasets.yaml: the asset key prefix and group name."
+    )
+    source: str = Field(description="The source kind; selects the kind-specific fields.")
     table: str = Field(description="Target table in the warehouse.")
     db_schema: str = Field("public", alias="schema", description="Warehouse schema of the table.")
     start_year: int = Field(ge=1800, le=2200, description="First yearly partition.")
     end_year: int | None = Field(
         None, ge=1800, le=2200, description="Last partition (default: the current year)."
     )
-    mode: Literal["full", "incremental"] = "full"
-    description: str | None = None
-    owners: list[str] = Field(default_factory=list)
+    mode: Literal["full", "incremental"] = Field(
+        "full",
+        description="`full`: each load replaces the whole year atomically; `incremental`: fetch "
+        "rows changed since the watermark and upsert them by `key` (kinds with declared columns).",
+    )
+    description: str | None = Field(
+        None, description="Shown on each asset in the UI (default `<source> dataset <name>`)."
+    )
+    owners: list[str] = Field(
+        default_factory=list,
+        description="Owners shown in the UI and usable in selections: e-mails or `team:<name>`.",
+    )
     schedule: str = Field("0 6 * * 1", description="Cron for the refresh schedule (UTC).")
     refresh_years: int = Field(2, ge=1, description="How many recent years the schedule refreshes.")
     watch_years: int = Field(
         5, ge=1, description="How many recent years the new-data sensor watches for revisions."
     )
-    analyze: bool = True
-    refresh_views: list[str] = Field(default_factory=list)
+    analyze: bool = Field(True, description="Run `ANALYZE` on the year's partition after a load.")
+    refresh_views: list[str] = Field(
+        default_factory=list, description="Materialized views to refresh after a load."
+    )
 
     @field_validator("name", "table", "db_schema")
     @classmethod
