@@ -50,13 +50,12 @@ def run_year(year: int, out: Path) -> None:
     """Materialize one year as Dagster runs it and write the stage figures to ``out``."""
     import dagster as dg
 
+    from ingest_assets.dataset import job_name
     from ingest_assets.definitions import build_definitions
 
-    defs = build_definitions()
-    job = dg.define_asset_job("partition_bench", selection=dg.AssetSelection.groups(DATASET))
-    defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    job = build_definitions().resolve_job_def(job_name(DATASET))
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job.name).execute_in_process(
+        result = job.execute_in_process(
             partition_key=str(year),
             instance=instance,
             raise_on_error=False,

@@ -79,16 +79,14 @@ def demo(args: argparse.Namespace) -> int:
         if not os.environ.get("NASS_API_KEY"):
             _start_nass_standin(stack, DEMO_RECORDS)
         prepare_dagster_home()
+        from ingest_assets.dataset import job_name
         from ingest_assets.definitions import build_definitions
 
-        defs = build_definitions()
-        selection = dg.AssetSelection.groups(args.dataset)
-        job = dg.define_asset_job(f"{args.dataset}_demo", selection=selection)
-        defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+        job = build_definitions().resolve_job_def(job_name(args.dataset))
         with dg.DagsterInstance.get() as instance:
             for year in years:
                 print(f"materializing {args.dataset} year {year} ...", flush=True)
-                result = defs.resolve_job_def(job.name).execute_in_process(
+                result = job.execute_in_process(
                     partition_key=str(year),
                     instance=instance,
                     raise_on_error=False,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dagster as dg
 import pyarrow as pa
 
-from ingest_assets.assets.factory import dataset_assets
-from ingest_assets.automation import automation_definitions
+from ingest_assets.automation.notifications import notify_run_failure, notify_run_success
 from ingest_assets.catalog import load_catalog
+from ingest_assets.dataset import dataset_definitions
 from ingest_assets.executors import executor_from_env
 from ingest_assets.resources import build_resources
 from ingest_assets.settings import current_settings
@@ -34,11 +34,16 @@ def use_a_memory_pool_that_returns_memory() -> None:
 
 
 def build_definitions() -> dg.Definitions:
+    """One ``dg.Definitions`` per dataset (its factory's), merged with what all share:
+    resources, the executor and the run-status notification sensors."""
     use_a_memory_pool_that_returns_memory()
-    catalog = load_catalog()
-    assets = [asset for config in catalog.values() for asset in dataset_assets(config)]
-    base = dg.Definitions(assets=assets, resources=build_resources(), executor=executor_from_env())
-    return dg.Definitions.merge(base, automation_definitions(catalog))
+    datasets = [dataset_definitions(config) for config in load_catalog().values()]
+    shared = dg.Definitions(
+        resources=build_resources(),
+        executor=executor_from_env(),
+        sensors=[notify_run_failure, notify_run_success],
+    )
+    return dg.Definitions.merge(*datasets, shared)
 
 
 defs = build_definitions()

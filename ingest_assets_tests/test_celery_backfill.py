@@ -27,8 +27,8 @@ from celery import Celery
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import RunsFilter
 
-from ingest_assets.assets.factory import api_pool, dataset_assets
 from ingest_assets.catalog import load_catalog
+from ingest_assets.dataset import api_pool, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn

@@ -17,6 +17,8 @@ import dagster as dg
 import requests
 from dagster._utils.error import SerializableErrorInfo
 
+from ingest_assets.settings import Settings, plain
+
 WEBHOOK_ENV = "INGEST_WEBHOOK_URL"
 POST_TIMEOUT_SECONDS = 10.0
 MAX_ERROR_CHARS = 500
@@ -94,10 +96,31 @@ def success_text(context: dg.RunStatusSensorContext) -> str | None:
     return "\n".join(lines)
 
 
+def concerns_this_project(context: dg.RunStatusSensorContext) -> bool:
+    """Whether the run loads this code location's assets, wherever it was launched from.
+
+    The sensors watch every code location (``monitor_all_code_locations``), because a run
+    started by ``dagster asset materialize`` or CI carries no code-location origin and a
+    sensor watching only its own location never sees it. Runs of other projects sharing the
+    instance are left alone: a run is ours when its selected assets (or, for a run without a
+    selection, the assets its steps compute) are defined here.
+    """
+    run, repository = context.dagster_run, context.repository_def
+    if repository is None:
+        return False
+    ours = repository.asset_graph.get_all_asset_keys()
+    if run.asset_selection:
+        return bool(run.asset_selection & ours)
+    snapshot_id = run.execution_plan_snapshot_id
+    snapshot = context.instance.get_execution_plan_snapshot(snapshot_id) if snapshot_id else None
+    steps = {step.key for step in snapshot.steps} if snapshot else set()
+    return any("__".join(key.path) in steps for key in ours)
+
+
 def post(text: str, log: dg.DagsterLogManager) -> bool:
     """POST ``{"text": text}`` to the webhook; False (and a log line) when not posted."""
     global _announced_off
-    url = os.environ.get(WEBHOOK_ENV)
+    url = plain(Settings().ingest_webhook_url)  # read afresh: set without a restart
     if not url:
         if not _announced_off:
             log.info(f"{WEBHOOK_ENV} is not set: run notifications are off")
@@ -115,19 +138,24 @@ def post(text: str, log: dg.DagsterLogManager) -> bool:
 @dg.run_failure_sensor(
     name="notify_run_failure",
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=f"Posts the failed asset, year and error to the {WEBHOOK_ENV} webhook.",
+    monitor_all_code_locations=True,
+    description=f"Posts the failed asset, year and error to the {WEBHOOK_ENV} webhook "
+    "(runs of this project's assets, from the UI, the daemon or the CLI).",
 )
 def notify_run_failure(context: dg.RunFailureSensorContext) -> None:
-    post(failure_text(context), context.log)
+    if concerns_this_project(context):
+        post(failure_text(context), context.log)
 
 
 @dg.run_status_sensor(
     name="notify_run_success",
     run_status=dg.DagsterRunStatus.SUCCESS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=f"Posts the rows loaded per year to the {WEBHOOK_ENV} webhook.",
+    monitor_all_code_locations=True,
+    description=f"Posts the rows loaded per year to the {WEBHOOK_ENV} webhook "
+    "(runs of this project's assets, from the UI, the daemon or the CLI).",
 )
 def notify_run_success(context: dg.RunStatusSensorContext) -> None:
-    text = success_text(context)
+    text = success_text(context) if concerns_this_project(context) else None
     if text:
         post(text, context.log)

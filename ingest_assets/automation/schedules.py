@@ -21,12 +21,16 @@ def refresh_years(config: DatasetConfig, year: int) -> list[int]:
     return list(range(max(config.start_year, last - config.refresh_years + 1), last + 1))
 
 
-def refresh_schedule(config: DatasetConfig) -> dg.ScheduleDefinition:
+def refresh_schedule(
+    config: DatasetConfig, job: dg.UnresolvedAssetJobDefinition
+) -> dg.ScheduleDefinition:
+    """The schedule of one dataset: a run of ``job`` (the dataset's job) per refreshed year."""
+
     @dg.schedule(
         name=f"{config.name}_refresh",
         cron_schedule=config.schedule,
         execution_timezone="UTC",
-        target=dg.AssetSelection.groups(config.name),
+        job=job,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=f"Reloads the last {config.refresh_years} year(s) of {config.name} "
         f"({config.schedule}, UTC).",

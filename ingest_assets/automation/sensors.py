@@ -33,7 +33,6 @@ from ingest_assets.kinds.registry import SOURCE_KINDS
 YEARS_PER_TICK = 10
 TICK_BUDGET_SECONDS = 30.0
 REQUEST_BUDGET_SECONDS = 15.0  # one change-signal request, retries included
-DEFAULT_INTERVAL_SECONDS = 3600
 FINGERPRINT_TAG = "ingest/fingerprint"
 
 
@@ -108,27 +107,32 @@ def check_years(
     return TickResult(checked, changed, WatchCursor(seen, following))
 
 
-def new_data_sensor(config: DatasetConfig) -> dg.SensorDefinition:
-    """The sensor of one dataset; it needs its source kind's resource (e.g. ``nass_api``)."""
+def new_data_sensor(
+    config: DatasetConfig, job: dg.UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition:
+    """The sensor of one dataset, requesting runs of ``job`` (the dataset's job) per year.
+
+    Dagster hands it the source kind's resource (e.g. ``nass_api``) through
+    ``context.resources``: ``required_resource_keys`` is how a sensor asks for a resource
+    whose key is only known when the factory runs.
+    """
     resource_key = SOURCE_KINDS[config.source].resource.resource_key
 
     @dg.sensor(
         name=f"{config.name}_new_data",
-        target=dg.AssetSelection.groups(config.name),
-        minimum_interval_seconds=DEFAULT_INTERVAL_SECONDS,
+        job=job,
+        minimum_interval_seconds=config.sensor_interval_seconds,
         required_resource_keys={resource_key},
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=f"Requests a run of {config.name} for each of its last {config.watch_years} "
         "years whose data changed at the source (counts, revision stamps).",
     )
-    def sensor(context: dg.SensorEvaluationContext, **resources: object) -> dg.SensorResult:
-        source = resources[resource_key].source(config)
+    def sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        source = getattr(context.resources, resource_key).source(config)
         _bound_requests(source)
         cursor = WatchCursor.parse(context.cursor)
         result = check_years(source, watched_years(config), cursor)
-        checked = ", ".join(map(str, result.checked))
-        if cursor.baseline:
-            context.log.info(f"{config.name}: first tick, baseline recorded for {checked}")
+        _log_tick(context, config, cursor, result)
         requests = [
             dg.RunRequest(
                 partition_key=str(year),
@@ -137,12 +141,24 @@ def new_data_sensor(config: DatasetConfig) -> dg.SensorDefinition:
             )
             for year, fingerprint in sorted(result.changed.items())
         ]
-        for year, fingerprint in sorted(result.changed.items()):
-            before = cursor.fingerprints.get(str(year), "(new year)")
-            context.log.info(f"{config.name} {year} changed: {before} -> {fingerprint}")
-        skip = None if requests else f"{config.name}: no change in {checked or 'no years'}"
+        checked = ", ".join(map(str, result.checked)) or "no years"
+        skip = None if requests else f"{config.name}: no change in {checked}"
         return dg.SensorResult(
             run_requests=requests, cursor=result.cursor.dumps(), skip_reason=skip
         )
 
     return sensor
+
+
+def _log_tick(
+    context: dg.SensorEvaluationContext,
+    config: DatasetConfig,
+    cursor: WatchCursor,
+    result: TickResult,
+) -> None:
+    if cursor.baseline:
+        checked = ", ".join(map(str, result.checked))
+        context.log.info(f"{config.name}: first tick, baseline recorded for {checked}")
+    for year, fingerprint in sorted(result.changed.items()):
+        before = cursor.fingerprints.get(str(year), "(new year)")
+        context.log.info(f"{config.name} {year} changed: {before} -> {fingerprint}")

@@ -65,6 +65,12 @@ class DatasetConfig(BaseModel):
     watch_years: int = Field(
         5, ge=1, description="How many recent years the new-data sensor watches for revisions."
     )
+    sensor_interval_seconds: int = Field(
+        3600,
+        ge=1,
+        description="Seconds between two ticks of the new-data sensor (each asks the source "
+        "for its change signal of the watched years).",
+    )
     analyze: bool = Field(True, description="Run `ANALYZE` on the year's partition after a load.")
     refresh_views: list[str] = Field(
         default_factory=list, description="Materialized views to refresh after a load."

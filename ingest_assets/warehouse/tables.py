@@ -87,6 +87,12 @@ def year_count(conn: psycopg.Connection, target: FactsTable, year: int) -> int:
     return int(row[0]) if row else 0
 
 
+def table_count(conn: psycopg.Connection, target: FactsTable) -> int:
+    """Rows in the whole table, every year (a scan: read once per load, after it)."""
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target.ident)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def partition_exists(
     conn: psycopg.Connection, target: FactsTable, year: int, suffix: str = ""
 ) -> bool:

@@ -9,7 +9,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from ingest_assets.assets.factory import RECONCILE_CHECK, dataset_assets
+from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.cleaner import clean_records
 from ingest_assets.kinds.nass.config import NassDatasetConfig

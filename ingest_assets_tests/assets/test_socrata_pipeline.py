@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from ingest_assets.assets.factory import FULL_RELOAD_TAG, RECONCILE_CHECK, dataset_assets
+from ingest_assets.dataset import FULL_RELOAD_TAG, RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.standin.socrata_data import (

@@ -7,7 +7,7 @@ and groups assets by tags and kinds; these tests pin the keys and value types it
 import dagster as dg
 import pytest
 
-from ingest_assets.assets.factory import RECONCILE_CHECK, dataset_assets
+from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.standin.nass_data import NassDataset

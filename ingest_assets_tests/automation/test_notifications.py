@@ -8,10 +8,12 @@ import dagster as dg
 import pytest
 
 from ingest_assets.automation import notifications
+from ingest_assets.dataset import dataset_assets
+from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
-from ingest_assets_tests.assets.test_nass_pipeline import materialize
+from ingest_assets_tests.assets.test_nass_pipeline import CONFIG, materialize
 from ingest_assets_tests.support.pipeline import nass_resources
 
 
@@ -61,12 +63,16 @@ def resources(standin, warehouse_url, tmp_path, monkeypatch):
     return nass_resources(monkeypatch, standin, warehouse_url, tmp_path / "staging")
 
 
-def status_context(instance, result, event, sensor):
+def status_context(instance, result, event, sensor, config=CONFIG):
+    """The context the daemon builds for this project's code location (``config``'s assets)."""
     return dg.build_run_status_sensor_context(
         sensor_name=sensor.name,
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         dagster_event=event,
+        repository_def=dg.Definitions(
+            assets=dataset_assets(config), resources=build_resources()
+        ).get_repository_def(),
     )
 
 
@@ -87,6 +93,17 @@ def test_a_failing_run_posts_the_asset_year_and_error_once(
     assert "failed, year 2019" in text
     assert "nass_t/raw_pages" in text and "401" in text and "NASS_API_KEY" in text
     assert secret not in text
+
+
+def test_a_run_of_another_code_locations_assets_is_not_reported(instance, resources, receiver):
+    result = materialize(instance, resources, 2019)
+    assert result.success
+    other = CONFIG.model_copy(update={"name": "elsewhere"})  # a location without nass_t
+    sensor, event = notifications.notify_run_success, result.get_run_success_event()
+    sensor(status_context(instance, result, event, sensor, other))
+    assert receiver.posts == []
+    sensor(status_context(instance, result, event, sensor))
+    assert len(receiver.posts) == 1  # the same run, seen from its own location
 
 
 def test_a_successful_run_posts_rows_loaded_per_year(instance, resources, receiver):

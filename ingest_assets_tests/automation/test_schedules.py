@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ingest_assets.assets.factory import dataset_assets
-from ingest_assets.automation import automation_definitions
+from ingest_assets.automation.notifications import notify_run_failure, notify_run_success
 from ingest_assets.automation.schedules import refresh_schedule
+from ingest_assets.dataset import dataset_assets, dataset_definitions
+from ingest_assets.dataset.factory import dataset_job
+from ingest_assets.dataset.spec import DatasetSpec
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 
@@ -19,9 +21,15 @@ def config(**fields) -> NassDatasetConfig:
     )
 
 
+def schedule_of(cfg: NassDatasetConfig) -> dg.ScheduleDefinition:
+    return refresh_schedule(cfg, dataset_job(DatasetSpec.of(cfg)))
+
+
 def tick(schedule: dg.ScheduleDefinition, when: datetime, cfg: NassDatasetConfig):
     defs = dg.Definitions(
-        assets=dataset_assets(cfg), schedules=[schedule], resources=build_resources()
+        assets=dataset_assets(cfg),
+        schedules=[schedule],  # brings its job
+        resources=build_resources(),
     )
     context = dg.build_schedule_context(
         scheduled_execution_time=when, repository_def=defs.get_repository_def()
@@ -31,7 +39,7 @@ def tick(schedule: dg.ScheduleDefinition, when: datetime, cfg: NassDatasetConfig
 
 def test_the_default_schedule_refreshes_the_current_and_previous_year_weekly():
     cfg = config()
-    schedule = refresh_schedule(cfg)
+    schedule = schedule_of(cfg)
     assert schedule.cron_schedule == "0 6 * * 1" and schedule.execution_timezone == "UTC"
     requests = tick(schedule, datetime(2026, 11, 23, 6, tzinfo=UTC), cfg)
     assert [r.partition_key for r in requests] == ["2025", "2026"]
@@ -41,13 +49,13 @@ def test_the_default_schedule_refreshes_the_current_and_previous_year_weekly():
 
 def test_cadence_and_depth_come_from_the_catalog_and_stay_within_the_partitions():
     cfg = config(schedule="30 2 1 * *", refresh_years=4, end_year=2024)
-    schedule = refresh_schedule(cfg)
+    schedule = schedule_of(cfg)
     assert schedule.cron_schedule == "30 2 1 * *"
     requests = tick(schedule, datetime(2026, 3, 1, 2, 30, tzinfo=UTC), cfg)
     assert [r.partition_key for r in requests] == ["2021", "2022", "2023", "2024"]
     early = config(refresh_years=5)
     when = datetime(2001, 6, 1, tzinfo=UTC)
-    assert [r.partition_key for r in tick(refresh_schedule(early), when, early)] == [
+    assert [r.partition_key for r in tick(schedule_of(early), when, early)] == [
         "2000",
         "2001",
     ]
@@ -56,8 +64,10 @@ def test_cadence_and_depth_come_from_the_catalog_and_stay_within_the_partitions(
 def test_definitions_hold_sensors_schedules_and_one_year_per_run_backfills():
     cfg = config()
     defs = dg.Definitions.merge(
-        dg.Definitions(assets=dataset_assets(cfg), resources=build_resources()),
-        automation_definitions({"nass_t": cfg}),
+        dataset_definitions(cfg),
+        dg.Definitions(
+            resources=build_resources(), sensors=[notify_run_failure, notify_run_success]
+        ),
     )
     repo = defs.get_repository_def()
     assert {s.name for s in repo.sensor_defs} == {

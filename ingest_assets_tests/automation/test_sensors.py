@@ -6,6 +6,10 @@ import dagster as dg
 import pytest
 
 from ingest_assets.automation.sensors import WatchCursor, check_years, new_data_sensor
+from ingest_assets.dataset import dataset_assets
+from ingest_assets.dataset.factory import dataset_job
+from ingest_assets.dataset.spec import DatasetSpec
+from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
@@ -38,9 +42,18 @@ def resources(standin, warehouse_url, tmp_path, monkeypatch):
 
 def tick(instance, standin, cursor):
     api = NassApi(api_key=standin.api_key, base_url=standin.base_url)
-    sensor = new_data_sensor(CONFIG)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"nass_api": api})
-    return sensor(context)
+    job = dataset_job(DatasetSpec.of(CONFIG))
+    sensor = new_data_sensor(CONFIG, job)
+    repository = dg.Definitions(
+        assets=dataset_assets(CONFIG),
+        jobs=[job],
+        sensors=[sensor],
+        resources={**build_resources(), "nass_api": api},
+    ).get_repository_def()
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"nass_api": api}, repository_def=repository
+    )
+    return sensor.evaluate_tick(context)  # what the code server runs for the daemon
 
 
 def test_a_revised_past_year_is_requested_once_and_the_run_loads_it(

@@ -10,8 +10,8 @@ import orjson
 import psycopg
 import pytest
 
-from ingest_assets.assets.factory import dataset_assets
 from ingest_assets.catalog import parse_catalog
+from ingest_assets.dataset import dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.errors import CatalogError, SourceUnavailable
 from ingest_assets.kinds.base import Slice

@@ -10,7 +10,7 @@ import time
 import dagster as dg
 import pytest
 
-from ingest_assets.assets.factory import dataset_assets
+from ingest_assets.dataset import dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.nass.source import NassApi

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ingest_assets.assets.factory import dataset_assets
+from ingest_assets.dataset import dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.nass.source import NassApi

@@ -1,1 +1,0 @@
-"""Assets: the per-dataset asset graph (raw pages → cleaned → facts) and its checks."""

@@ -1,0 +1,101 @@
+"""The sensor and a dataset's job through Dagster's own CLI, the code-server path the daemon uses.
+
+``dagster sensor preview`` loads the definitions in a code server and evaluates a tick there,
+as the daemon does; ``dagster asset materialize`` is the CI command. Both run as subprocesses
+against the Quick Stats stand-in; what they record is read back from the instance.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ingest_assets.dataset import RECONCILE_CHECK
+from ingest_assets.standin.nass_data import NassDataset
+from ingest_assets.standin.nass_server import NassStandIn
+from ingest_assets_tests.ui.dagster_dev import PROJECT
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+CATALOG = """datasets:
+  nass_cli:
+    source: nass
+    table: facts_data
+    start_year: 2019
+    end_year: 2021
+    query: {source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}
+"""
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with NassStandIn(NassDataset(records_per_year={2019: 400, 2020: 250})) as server:
+        yield server
+
+
+@pytest.fixture
+def env(standin, warehouse_url, dagster_pg_url, tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": dagster_pg_url,
+        "DATABASE_URL": warehouse_url,
+        "INGEST_STAGING": str(tmp_path / "staging"),
+        "NASS_API_KEY": standin.api_key,
+        "NASS_BASE_URL": standin.base_url,
+    }
+
+
+def dagster(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DAGSTER, *args, "-m", "ingest_assets.definitions"],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_sensor_preview_of_a_shipped_dataset_ticks_against_the_standin(env, standin):
+    done = dagster(env, "sensor", "preview", "nass_crops_county_new_data")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    # The first tick (no cursor) records a baseline from the stand-in's counts: no run.
+    assert "nass_crops_county: no change in" in output, output[-3000:]
+    assert standin.stats.total_requests > 0
+    assert standin.api_key not in output
+
+
+def test_the_ci_command_records_the_check_for_its_year_and_the_tables_rows(
+    env, tmp_path, monkeypatch
+):
+    (tmp_path / "datasets.yaml").write_text(CATALOG)
+    env["INGEST_DATASETS"] = str(tmp_path / "datasets.yaml")
+    for year in ("2019", "2020"):
+        args = ("asset", "materialize", "--select", "key:nass_cli/raw_pages+", "--partition")
+        done = dagster(env, *args, year)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+    monkeypatch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        key = dg.AssetKey(["nass_cli", "facts"])
+        checks = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(key, RECONCILE_CHECK), limit=10
+        )
+        assert sorted((c.partition, c.status.value) for c in checks) == [
+            ("2019", "SUCCEEDED"),
+            ("2020", "SUCCEEDED"),
+        ]
+        latest = instance.get_latest_materialization_event(key).asset_materialization
+    assert latest.partition == "2020"
+    metadata = {k: v.value for k, v in latest.metadata.items()}
+    assert metadata["rows_in_year"] == 250
+    assert metadata["rows_in_table"] == metadata["dagster/row_count"] == 650
