@@ -19,11 +19,12 @@ from ingest_assets.settings import current_settings
 
 
 def use_a_memory_pool_that_returns_memory() -> None:
-    """pyarrow's default pool here, mimalloc, keeps freed pages resident: streaming a 1M-row
+    """Pyarrow's default pool here, mimalloc, keeps freed pages resident: streaming a 1M-row
     year through a stage held about twice the memory it does with jemalloc, and jemalloc's own
     10 s decay let the peak follow the size of the largest page (docs/performance.md). Returning
     pages at once costs up to ~0.5 s of cleaning per million rows. An explicit
-    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone."""
+    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone.
+    """
     if current_settings().arrow_default_memory_pool:
         return
     try:
@@ -35,7 +36,8 @@ def use_a_memory_pool_that_returns_memory() -> None:
 
 def build_definitions() -> dg.Definitions:
     """One ``dg.Definitions`` per dataset (its factory's), merged with what all share:
-    resources, the executor and the run-status notification sensors."""
+    resources, the executor and the run-status notification sensors.
+    """
     use_a_memory_pool_that_returns_memory()
     datasets = [dataset_definitions(config) for config in load_catalog().values()]
     shared = dg.Definitions(

@@ -41,7 +41,8 @@ def _year(run: dg.DagsterRun) -> str:
 
 def _asset_of_step(run: dg.DagsterRun, step_key: str | None) -> str:
     """An asset step's key is the asset key joined with ``__``; runs launched for a selection
-    know their keys, others (in-process runs) are mapped back from the step key."""
+    know their keys, others (in-process runs) are mapped back from the step key.
+    """
     for key in run.asset_selection or ():
         if "__".join(key.path) == step_key:
             return key.to_user_string()

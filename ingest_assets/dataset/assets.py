@@ -34,7 +34,8 @@ FETCH_RETRY = dg.RetryPolicy(
 @contextmanager
 def failing_without_retries() -> Iterator[None]:
     """Turn a ``SourceError`` other than ``SourceUnavailable`` into a ``dg.Failure`` that
-    Dagster does not retry; the error's own one-line message is what the run shows."""
+    Dagster does not retry; the error's own one-line message is what the run shows.
+    """
     try:
         yield
     except SourceUnavailable:

@@ -156,7 +156,8 @@ class Cleaner(ABC):
 
     def clean_chunks(self, body: bytes, year: int, where: str) -> Iterator[pa.Table]:
         """Type one staged page as a stream of tables; a kind whose pages can be parsed in
-        blocks overrides this to bound memory by the block, not the page."""
+        blocks overrides this to bound memory by the block, not the page.
+        """
         yield self.clean_page(body, year, where)
 
 

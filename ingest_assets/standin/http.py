@@ -37,7 +37,8 @@ COMMON_FAULTS = (
 
 class StandInServer(ThreadingHTTPServer):
     """Tracks its open connections so that stopping also drops idle keep-alive ones; handlers
-    reach their stand-in as `self.server.standin`."""
+    reach their stand-in as `self.server.standin`.
+    """
 
     request_queue_size = 128
 
@@ -83,7 +84,8 @@ class TrackedHandler(BaseHTTPRequestHandler):
 
 class ServedStandIn:
     """A stand-in served by a StandInServer from a daemon thread: `start()`/`stop()` or a
-    with-block. `handler` answers its requests; `thread_name` names the serving thread."""
+    with-block. `handler` answers its requests; `thread_name` names the serving thread.
+    """
 
     def __init__(
         self, host: str, port: int, handler: type[TrackedHandler], thread_name: str

@@ -93,7 +93,7 @@ _ERROR_PAGES: dict[str, tuple[int, bytes, tuple[tuple[str, str], ...]]] = {
 
 
 def csv_lines(rows: Sequence[Sequence[str]]) -> str:
-    """`rows` as Quick Stats CSV lines: every field quoted, `"` doubled, `\n` line endings.
+    r"""`rows` as Quick Stats CSV lines: every field quoted, `"` doubled, `\n` line endings.
 
     Each line is one join; the rare batch with a `"` in a value (found by counting quotes: the
     joins alone put exactly 2 per field) is joined again with its fields escaped.
@@ -134,7 +134,8 @@ _CacheKey = tuple[str, tuple[tuple[str, str], ...]]
 class _ResponseCache:
     """Rendered api_GET bodies by (format, filters), valid for the dataset generation they were
     rendered at: a request that sees a newer generation (`NassDataset.revise()` moves it) drops
-    every body, so none is served after the data changed."""
+    every body, so none is served after the data changed.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -143,7 +144,8 @@ class _ResponseCache:
 
     def get(self, key: _CacheKey, generation: int) -> tuple[tuple[bytes, ...], int] | None:
         """The body's pieces and record count, if rendered from the data of `generation` (the
-        dataset's current one, read before the request looked at the data)."""
+        dataset's current one, read before the request looked at the data).
+        """
         with self._lock:
             if generation != self._generation:
                 self._bodies.clear()
@@ -203,7 +205,8 @@ class NassStandIn(ServedStandIn):
 
     def inject(self, fault: str, times: int = 1, endpoint: str | None = None) -> None:
         """Serve `fault` to the next `times` requests to `endpoint` (None: any endpoint;
-        `short:<n>` only ever applies to api_GET). Faults queue up in order."""
+        `short:<n>` only ever applies to api_GET). Faults queue up in order.
+        """
         _check_fault(fault)
         if endpoint is not None and endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; use one of {ENDPOINTS}")
@@ -267,7 +270,8 @@ class _Handler(TrackedHandler):
 
     def _log(self, status: int) -> None:
         """Record the request once, before its last bytes go out (so a client that has read
-        the whole response always finds it in the statistics)."""
+        the whole response always finds it in the statistics).
+        """
         if not self._logged:
             self._logged = True
             request = dataclasses.replace(self._request, status=status)

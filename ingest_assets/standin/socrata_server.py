@@ -105,7 +105,7 @@ def _json_response(status: int, payload: object) -> _Response:
 
 
 def _rows_body(rows: Iterable[Row]) -> bytes:
-    """Rows laid out as SODA 2.1 does: ``[{...}\\n,{...}]\\n``."""
+    r"""Rows laid out as SODA 2.1 does: ``[{...}\n,{...}]\n``."""
     return b"[" + b"\n,".join(orjson.dumps(row) for row in rows) + b"]\n"
 
 

@@ -330,6 +330,10 @@ class _Parser:
             return _literal(Decimal(token.value), "number")
         if token.kind != "ident":
             raise _malformed(self.text, token.pos)
+        return self.identifier(token)
+
+    def identifier(self, token: _Token) -> _Expr:
+        """A keyword literal, a function call or a column, by what the word is."""
         word = token.value.upper()
         if word in ("TRUE", "FALSE"):
             return _literal(word == "TRUE", "boolean")

@@ -89,7 +89,8 @@ class LoadResult:
 
 def csv_blocks(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
     """Format record batches as COPY-ready CSV (NULL unquoted, empty strings quoted), in blocks
-    of ``COPY_BLOCK_ROWS``."""
+    of ``COPY_BLOCK_ROWS``.
+    """
     for batch in batches:
         for offset in range(0, batch.num_rows, COPY_BLOCK_ROWS):
             buffer = io.BytesIO()

@@ -49,7 +49,8 @@ def _column_defs(columns: Sequence[Column]) -> sql.Composed:
 
 def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
     """Create ``schema`` only if it is missing: ``CREATE SCHEMA IF NOT EXISTS`` would demand
-    CREATE on the database even when the schema exists, which a least-privilege loader lacks."""
+    CREATE on the database even when the schema exists, which a least-privilege loader lacks.
+    """
     if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone()[0] is None:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 

@@ -111,7 +111,8 @@ class NassSource(Source):
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
         """Per year: the record count and the latest ``load_time`` (NASS revises old years in
         place, which moves ``load_time`` even when the count stays). Two cheap requests a year;
-        a year without records costs one."""
+        a year without records costs one.
+        """
         signals: dict[int, str] = {}
         for year in years:
             params = self.year_params(year)

@@ -172,7 +172,8 @@ class SocrataSource(Source):
 
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
         """Per-year ids: the id's ``rowsUpdatedAt`` (else ``viewLastModified``). One id with an
-        ``updated_column``: the year's count and newest update; without one: the id's stamp."""
+        ``updated_column``: the year's count and newest update; without one: the id's stamp.
+        """
         if self.config.dataset_id is not None and self.config.updated_column:
             return {year: self._year_fingerprint(year) for year in years}
         stamps: dict[str, str] = {}
