@@ -11,6 +11,7 @@ from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from ingest_assets.errors import CatalogError
 from ingest_assets.kinds.base import DatasetConfig
@@ -33,11 +34,11 @@ def _adapter() -> TypeAdapter:
     models = tuple(kind.config_model for kind in SOURCE_KINDS.values())
     if len(models) == 1:
         return TypeAdapter(models[0])
-    union = Union[models]  # noqa: UP007 (a tuple of classes cannot use the | operator)
-    return TypeAdapter(Annotated[union, Field(discriminator="source")])
+    union = Union[models]  # type: ignore[valid-type]  # noqa: UP007 (built from the registry at run time)
+    return TypeAdapter(Annotated[union, Field(discriminator="source")])  # type: ignore[arg-type]
 
 
-def _describe(name: str, error: dict[str, Any]) -> str:
+def _describe(name: str, error: ErrorDetails) -> str:
     loc = [str(p) for p in error["loc"]]
     if loc and loc[0] in SOURCE_KINDS:  # drop the union tag pydantic adds
         loc = loc[1:]

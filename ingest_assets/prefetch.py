@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ def _produce(items: Iterable[object], buffer: queue.Queue, stop: threading.Event
     _put_until_stopped(buffer, stop, _DONE)
 
 
-def ahead(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> Iterator[T]:
+def ahead(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> Generator[T, None, None]:
     """Yield ``items`` in order while a thread produces up to ``depth`` of them in advance.
 
     An error in the producer is raised in the consumer at the item where it happened; a

@@ -25,7 +25,7 @@ def build_resources(config: Settings | None = None) -> dict[str, object]:
     config = config or current_settings()
     base = staging_base(config).rstrip("/")
     resources: dict[str, object] = {
-        kind.resource.resource_key: kind.resource.from_settings(config)  # type: ignore[attr-defined]
+        kind.resource.resource_key: kind.resource.from_settings(config)
         for kind in SOURCE_KINDS.values()
     }
     resources |= {

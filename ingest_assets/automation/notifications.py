@@ -10,11 +10,14 @@ sensors (each run is reported once, whatever happens to the post).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from typing import cast
 
 import dagster as dg
 import requests
+from dagster._core.execution.plan.objects import StepFailureData
 from dagster._utils.error import SerializableErrorInfo
 
 from ingest_assets.settings import Settings, plain
@@ -61,7 +64,8 @@ def failure_text(context: dg.RunFailureSensorContext) -> str:
     run = context.dagster_run
     lines = [f":red_circle: run {run.run_id[:8]} failed, year {_year(run)}"]
     for event in context.get_step_failure_events():
-        message = _error_line(event.event_specific_data.error)
+        data = event.event_specific_data
+        message = _error_line(data.error if isinstance(data, StepFailureData) else None)
         asset = _asset_of_step(run, event.step_key)
         lines.append(f"• {asset}: {message[:MAX_ERROR_CHARS]}")
     if len(lines) == 1:
@@ -82,7 +86,7 @@ def loaded_rows(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, st
                 (
                     materialization.asset_key.to_user_string(),
                     materialization.partition or "(no year)",
-                    int(materialization.metadata["loaded_rows"].value),
+                    int(cast(int, materialization.metadata["loaded_rows"].value)),
                 )
             )
     return loads
@@ -118,7 +122,7 @@ def concerns_this_project(context: dg.RunStatusSensorContext) -> bool:
     return any("__".join(key.path) in steps for key in ours)
 
 
-def post(text: str, log: dg.DagsterLogManager) -> bool:
+def post(text: str, log: logging.Logger | dg.DagsterLogManager) -> bool:
     """POST ``{"text": text}`` to the webhook; False (and a log line) when not posted."""
     global _announced_off
     url = plain(Settings().ingest_webhook_url)  # read afresh: set without a restart

@@ -76,6 +76,7 @@ def _loader(mode: str, spec: DatasetSpec, year_count_at_source: int | None):
         return replace_year
     config = spec.config
     assert isinstance(config, TypedDatasetConfig) and config.updated_column
+    assert year_count_at_source is not None  # an incremental plan always counts the year
     return functools.partial(
         upsert_year, year_source=year_count_at_source, updated_column=config.updated_column
     )

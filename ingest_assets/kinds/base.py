@@ -13,12 +13,16 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import dagster as dg
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ingest_assets.cleaning.columns import Column
+
+if TYPE_CHECKING:
+    from ingest_assets.settings import Settings
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -196,3 +200,22 @@ class Source(ABC):
     def describe_query(self, year: int) -> dict[str, Any]:
         """The query for a year as shown in metadata; never contains secrets."""
         return {}
+
+
+class KindResource(dg.ConfigurableResource):
+    """The Dagster resource of a source kind: its connection settings, and its ``Source``.
+
+    Every kind's resource is built from the process settings in one place
+    (``ingest_assets.resources``) and found by the assets under ``resource_key``.
+    """
+
+    resource_key: ClassVar[str]
+
+    @classmethod
+    def from_settings(cls, config: Settings) -> KindResource:
+        """The resource as configured by the environment's settings."""
+        raise NotImplementedError
+
+    def source(self, config: DatasetConfig) -> Source:
+        """The network half of the kind for one dataset."""
+        raise NotImplementedError

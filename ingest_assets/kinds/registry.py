@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dagster as dg
-
-from ingest_assets.kinds.base import Cleaner, DatasetConfig
+from ingest_assets.kinds.base import Cleaner, DatasetConfig, KindResource
 from ingest_assets.kinds.files.cleaner import FilesCleaner
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.files.source import FilesStore
@@ -26,7 +24,7 @@ from ingest_assets.kinds.socrata.source import SocrataApi
 class SourceKind:
     config_model: type[DatasetConfig]
     cleaner: type[Cleaner]
-    resource: type[dg.ConfigurableResource]
+    resource: type[KindResource]
 
 
 SOURCE_KINDS: dict[str, SourceKind] = {

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ingest_assets.kinds.nass.fields import FIELDS
 
@@ -300,7 +300,7 @@ _LEVELS: dict[str, int] = {
 """Filterable fields (all but `Value` and `CV (%)`, as in the real API) and their level."""
 
 _OPERATORS = frozenset(("GE", "GT", "LE", "LT", "NE", "LIKE", "NOT_LIKE"))
-_COMPARISONS: dict[str, Callable[[object, object], bool]] = {
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "GE": operator.ge,
     "GT": operator.gt,
     "LE": operator.le,

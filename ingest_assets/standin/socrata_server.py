@@ -15,6 +15,7 @@ SoQL parser in ``socrata_soql``; this module holds the HTTP side, the faults and
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import re
 import signal
@@ -102,6 +103,12 @@ def _json_response(status: int, payload: object) -> _Response:
     return _Response(
         status, orjson.dumps(payload), {"Content-Type": "application/json;charset=utf-8"}
     )
+
+
+def _row_key(
+    name: str, key: Callable[[object], tuple[object, ...]], row: Row
+) -> tuple[object, ...]:
+    return key(row.get(name))
 
 
 def _rows_body(rows: Iterable[Row]) -> bytes:
@@ -385,7 +392,7 @@ class SocrataStandIn(ServedStandIn):
                 random.Random(f"{self._shuffle_seed}:{request_number}").shuffle(matched)
             for name, data_type, descending in reversed(query.order):
                 key = _sort_key(data_type)
-                matched.sort(key=lambda row, n=name, k=key: k(row.get(n)), reverse=descending)
+                matched.sort(key=functools.partial(_row_key, name, key), reverse=descending)
             page = [
                 {item.output: row[item.source] for item in query.items if item.source in row}
                 for row in matched[window]

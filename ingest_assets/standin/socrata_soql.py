@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ingest_assets.standin.socrata_data import (
     SYSTEM_FIELDS,
@@ -122,7 +122,7 @@ def _floating_literal(text: str) -> str | None:
     return f"{match[1]}T{clock}"
 
 
-_COMPARISONS: dict[str, Callable[[object, object], bool]] = {
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
     "!=": operator.ne,
     "<>": operator.ne,

@@ -33,7 +33,13 @@ from psycopg import sql
 from ingest_assets.errors import WarehouseError
 from ingest_assets.prefetch import ahead
 from ingest_assets.warehouse import ledger
-from ingest_assets.warehouse.tables import FactsTable, ensure_table, partition_exists, year_count
+from ingest_assets.warehouse.tables import (
+    FactsTable,
+    ensure_table,
+    partition_exists,
+    scalar,
+    year_count,
+)
 
 COPY_BLOCK_ROWS = 16_384  # ~7 MB of CSV: small enough to keep two in flight
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=COPY_BLOCK_ROWS)
@@ -73,7 +79,10 @@ class LoadResult:
         }
         if self.year_source is None:
             return chain
-        return chain | {"year_source_count": self.year_source, "year_table_rows": self.year_rows}
+        return chain | {
+            "year_source_count": self.year_source,
+            "year_table_rows": self.year_rows or 0,
+        }
 
     @property
     def reconciled(self) -> bool:
@@ -167,9 +176,7 @@ def replace_year(
             result.analyze_seconds = analyze_table(conn, staging)
         current = target.partition_ident(year)
         if partition_exists(conn, target, year):
-            result.replaced = conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(current)
-            ).fetchone()[0]
+            result.replaced = scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(current))
             conn.execute(
                 sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target.ident, current)
             )
@@ -252,7 +259,7 @@ def upsert_year(
         copy_started = time.monotonic()
         copy_into(conn, changes, target.column_list, csv_blocks(batches))
         copy_seconds = time.monotonic() - copy_started
-        loaded = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(changes)).fetchone()[0]
+        loaded = scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(changes))
         result = LoadResult(year, counts, loaded, False, 0, 0.0, copy_seconds)
         result.year_source = year_source
         keys = sql.SQL(", ").join(map(sql.Identifier, ["year", *target.key]))
@@ -294,9 +301,9 @@ def upsert_year(
         result.updated = len(merged) - result.inserted
         if not result.reconciled:
             raise psycopg.Rollback(tx)
-        newest = conn.execute(
-            sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(updated_column), changes)
-        ).fetchone()[0]
+        newest = scalar(
+            conn, sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(updated_column), changes)
+        )
         previous = ledger.read_watermark(conn, entry.dataset, year)
         if newest is not None and (previous is None or _watermark_text(newest) > previous):
             ledger.write_watermark(conn, entry.dataset, year, _watermark_text(newest))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -47,11 +48,19 @@ def _column_defs(columns: Sequence[Column]) -> sql.Composed:
     )
 
 
+def scalar(conn: psycopg.Connection, query: sql.Composed | str, params: Sequence = ()) -> Any:
+    """The one value of a query that always returns one row (``count(*)``, ``max``, ...)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise WarehouseError(f"expected one row from {query!r}")
+    return row[0]
+
+
 def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
     """Create ``schema`` only if it is missing: ``CREATE SCHEMA IF NOT EXISTS`` would demand
     CREATE on the database even when the schema exists, which a least-privilege loader lacks.
     """
-    if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone()[0] is None:
+    if scalar(conn, "SELECT to_regnamespace(%s)", (schema,)) is None:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 

@@ -18,14 +18,13 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-import dagster as dg
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ingest_assets.errors import SourceError
-from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.files.pages import write_page
 from ingest_assets.settings import Settings
@@ -161,7 +160,7 @@ class FilesSource(Source):
         return {"path": self.config.path, "year_column": self.config.year_column, "year": year}
 
 
-class FilesStore(dg.ConfigurableResource):
+class FilesStore(KindResource):
     """The files kind needs no credentials; fsspec URLs carry their own (e.g. from the env)."""
 
     resource_key: ClassVar[str] = "files_store"

@@ -10,7 +10,7 @@ fails with the field names.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from typing import Any
 
 import orjson
@@ -56,7 +56,7 @@ def _number_or_code(
 
 def _check_fields(records: Sequence[dict], where: str) -> None:
     seen: set[str] = set()
-    for record in records[:1] + records[-1:]:
+    for record in (*records[:1], *records[-1:]):
         seen |= record.keys()
     missing, extra = RAW_FIELDS - seen, seen - RAW_FIELDS
     if not (missing or extra):
@@ -67,7 +67,7 @@ def _check_fields(records: Sequence[dict], where: str) -> None:
     _refuse_drift(missing, extra, where)
 
 
-def _refuse_drift(missing: set[str], extra: set[str], where: str) -> None:
+def _refuse_drift(missing: Set[str], extra: Set[str], where: str) -> None:
     if missing or extra:
         parts = []
         if missing:

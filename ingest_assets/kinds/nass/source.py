@@ -16,7 +16,7 @@ import orjson
 
 from ingest_assets.errors import SourceError
 from ingest_assets.http import HttpClient, Response
-from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.nass.config import NassDatasetConfig, QueryValue
 from ingest_assets.kinds.nass.pages import RecordCount, count_or_decode, records_of
 from ingest_assets.kinds.nass.planner import SplitPlanner
@@ -155,7 +155,7 @@ class NassSource(Source):
         }
 
 
-class NassApi(dg.ConfigurableResource):
+class NassApi(KindResource):
     """Connection settings for Quick Stats: the key (from ``NASS_API_KEY``) and pacing.
 
     ``base_url`` overrides every dataset's own ``base_url`` — the stand-in and tests use it.

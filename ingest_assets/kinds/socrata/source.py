@@ -16,11 +16,9 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-import dagster as dg
-
 from ingest_assets.errors import SourceError
 from ingest_assets.http import HttpClient, Response
-from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.socrata.config import NUMBER_TYPES, TIME_TYPES, SocrataDatasetConfig
 from ingest_assets.settings import Settings, secret_reference
 
@@ -214,7 +212,7 @@ class SocrataSource(Source):
         }
 
 
-class SocrataApi(dg.ConfigurableResource):
+class SocrataApi(KindResource):
     """Connection settings for Socrata portals: the app token (``SOCRATA_APP_TOKEN``), pacing.
 
     ``base_url`` replaces every dataset's ``https://{domain}`` — the stand-in and tests use it.
