@@ -79,7 +79,12 @@ def parse_catalog(document: Any, origin: str = "catalog") -> dict[str, DatasetCo
         tables[place] = name
         datasets[name] = config
     if problems:
-        raise CatalogError(f"{origin}: invalid catalog:\n  " + "\n  ".join(problems))
+        # The first line stands alone (it is what a person sees first); every problem follows.
+        more = f" (and {len(problems) - 1} more below)" if len(problems) > 1 else ""
+        raise CatalogError(
+            f"{origin}: invalid catalog: {problems[0]}{more}; fix the entry (docs/catalog.md)"
+            + "".join(f"\n  {problem}" for problem in problems)
+        )
     return datasets
 
 

@@ -33,5 +33,13 @@ class WarehouseError(RuntimeError):
     """The warehouse does not match what the catalog declares, or a load cannot proceed."""
 
 
+class WarehouseUnreachable(WarehouseError):
+    """The warehouse cannot be connected to; the message names DATABASE_URL, password redacted."""
+
+
+class YearOutOfRange(ValueError):
+    """A year asked for that is not one of the dataset's partitions."""
+
+
 class ViewRefreshError(RuntimeError):
     """A listed materialized view is missing or failed to refresh (the load itself committed)."""

@@ -4,19 +4,21 @@ Why one client: the loaders this project replaces retried forever, or not at all
 keys into logs through exception messages that quote the URL. Here every retry decision and every
 error message goes through one place. Retries use tenacity (exponential backoff with full jitter
 and a floor, so ``Retry-After: 0`` never becomes a hot loop); 400, 401, 403, 404 and 413 are never
-retried blindly — the caller decides what they mean.
+retried blindly — the caller decides what they mean. A host name that does not resolve is not
+retried either: offline, minutes of backoff would only delay the one line that says so.
 """
 
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import orjson
 import requests
@@ -28,6 +30,7 @@ from tenacity import (
     stop_any,
     stop_before_delay,
 )
+from urllib3.exceptions import NameResolutionError
 
 from ingest_assets.errors import SourceError, SourceUnavailable
 
@@ -73,6 +76,18 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _unresolved_host(exc: BaseException) -> bool:
+    """Whether a transport error is a failed DNS lookup (urllib3 wraps it in MaxRetryError)."""
+    pending: list[object] = [exc]
+    while pending:
+        error = pending.pop()
+        if isinstance(error, NameResolutionError | socket.gaierror):
+            return True
+        if isinstance(error, BaseException):
+            pending += [*error.args, getattr(error, "reason", None), error.__cause__]
+    return False
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -155,12 +170,19 @@ class HttpClient:
         params: Any,
         headers: Mapping[str, str] | None,
         decode: Callable[[bytes], Any],
+        what: str,
     ) -> Response:
         self._pace()
         try:
             response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
             body = response.content
         except TRANSPORT_ERRORS as exc:
+            if _unresolved_host(exc):
+                raise SourceError(
+                    f"{what}: cannot resolve the host {urlsplit(url).hostname} (offline, or no "
+                    "DNS): nothing was fetched; check the network, or serve the stand-ins: "
+                    'eval "$(./run ingest-assets standin --background)"'
+                ) from None
             raise RetryableResponse(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
         except requests.RequestException as exc:  # a bad URL or the like: retrying cannot help
             raise SourceError(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
@@ -217,7 +239,7 @@ class HttpClient:
                     attempts += 1
                     if attempts > 1:
                         self.retries += 1
-                    result = self._attempt(url, params, headers, decode)
+                    result = self._attempt(url, params, headers, decode, what)
         except RetryableResponse as exc:
             raise SourceUnavailable(
                 f"{what}: gave up after {attempts} attempts in "

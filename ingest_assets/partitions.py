@@ -7,8 +7,11 @@ statistics APIs already publish.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 
+from ingest_assets.errors import YearOutOfRange
 from ingest_assets.kinds.base import DatasetConfig
 
 
@@ -21,3 +24,15 @@ def yearly_partitions(config: DatasetConfig) -> dg.TimeWindowPartitionsDefinitio
         timezone="UTC",
         end_offset=0 if config.end_year else 1,
     )
+
+
+def check_years(config: DatasetConfig, years: Iterable[int]) -> None:
+    """Refuse years outside the dataset's partitions, naming the dataset and its years."""
+    keys = yearly_partitions(config).get_partition_keys()
+    outside = [year for year in years if str(year) not in keys]
+    if outside:
+        listed = ", ".join(map(str, outside))
+        raise YearOutOfRange(
+            f"dataset {config.name!r} has the years {keys[0]}-{keys[-1]}; {listed} is not one "
+            f"of them: pick a year in that range (or change start_year/end_year in the catalog)"
+        )

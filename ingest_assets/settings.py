@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import TYPE_CHECKING
 
-import dagster as dg
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class Settings(BaseSettings):
@@ -37,8 +40,8 @@ class Settings(BaseSettings):
     )
     dagster_home: str | None = Field(
         None,
-        description="Dagster's home (holds `dagster.yaml`); the CLI defaults it to "
-        "`$INGEST_HOME/dagster_home`.",
+        description="Dagster's home; the CLI's default `$INGEST_HOME/dagster_home` links to the "
+        "project's `dagster.yaml`, so edits to it apply at the next start.",
     )
     ingest_staging: str | None = Field(
         None,
@@ -82,6 +85,9 @@ class Settings(BaseSettings):
     ingest_webhook_url: SecretStr | None = Field(
         None, description="A Slack-compatible webhook for run notifications; unset = off."
     )
+    ingest_debug: str | None = Field(
+        None, description="Any value: the CLI shows the traceback after its one-line error."
+    )
     arrow_default_memory_pool: str | None = Field(
         None,
         description="pyarrow's allocator; when unset the definitions choose jemalloc that "
@@ -122,6 +128,8 @@ def secret_reference(field: str, value: SecretStr | None) -> str | dg.EnvVar:
     A value that did not come from the environment (settings built directly, as tests do) is
     passed as is, since no variable exists to refer to; unset is the empty string.
     """
+    import dagster as dg  # here: the CLI reads settings without importing Dagster
+
     if value is None:
         return ""
     name = env_name(field)

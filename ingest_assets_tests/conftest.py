@@ -5,8 +5,9 @@ that needs a warehouse gets a database of its own, so tests never see each other
 
 Every test is marked ``unit`` or ``integration`` here, so ``pytest -m unit`` runs the fast part
 without PostgreSQL. A test is ``integration`` when it uses one of ``SERVER_FIXTURES`` (directly or
-through another fixture), carries the marker itself, or its own code starts processes (names
-``subprocess`` or the ``dagster dev`` helpers). A ``unit`` test that starts a subprocess
+through another fixture), carries the marker itself, or starts processes: its code, a module
+function it calls or one of its fixtures names ``subprocess``, ``sys.executable`` or the
+``dagster dev``/GraphQL helpers. A ``unit`` test that starts a subprocess
 anyway fails, naming the rule, so a misclassified test cannot slow the unit selection unnoticed.
 """
 
@@ -33,14 +34,34 @@ SERVER_FIXTURES = frozenset(
 PROCESS_NAMES = ("subprocess", "dagster_dev", "graphql", "sys.executable")
 
 
+def _code_of(item: pytest.Item) -> list[object]:
+    """The test function, the module's functions it calls by name, and its fixtures' functions."""
+    function = getattr(item, "function", None)
+    if function is None:
+        return []
+    module = vars(inspect.getmodule(function) or object())
+    helpers = [
+        module[name] for name in function.__code__.co_names if inspect.isfunction(module.get(name))
+    ]
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    definitions = fixture_info.name2fixturedefs.values() if fixture_info else ()
+    fixtures = [d.func for defs in definitions for d in defs if d.argname != "_fresh_settings"]
+    return [function, *helpers, *fixtures]
+
+
 def _is_integration(item: pytest.Item) -> bool:
     if item.get_closest_marker("integration"):
         return True
     if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
         return True
-    function = getattr(item, "function", None)
-    source = inspect.getsource(function) if function else ""
-    return any(name in source for name in PROCESS_NAMES)
+    for code in _code_of(item):
+        try:
+            source = inspect.getsource(code)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            continue
+        if any(name in source for name in PROCESS_NAMES):
+            return True
+    return False
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

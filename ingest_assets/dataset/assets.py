@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ingest_assets.cleaning.columns import arrow_schema
 from ingest_assets.dataset.spec import DatasetSpec, api_pool
-from ingest_assets.errors import SourceError, SourceUnavailable
+from ingest_assets.errors import SourceError, SourceUnavailable, WarehouseUnreachable
 from ingest_assets.kinds.base import Cleaner, Page, Plan, Slice, Source
 from ingest_assets.kinds.typed import TypedDatasetConfig, parse_interval
 from ingest_assets.staging.frames import FrameStream
@@ -40,7 +40,7 @@ def failing_without_retries() -> Iterator[None]:
         yield
     except SourceUnavailable:
         raise
-    except SourceError as exc:
+    except (SourceError, WarehouseUnreachable) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
@@ -84,7 +84,7 @@ def raw_pages_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=spec.key("raw_pages"),
         io_manager_key="pages_io_manager",
-        required_resource_keys={spec.resource_key} | ({"warehouse"} if spec.incremental else set()),
+        required_resource_keys={spec.resource_key, "warehouse"},
         kinds={config.source, config.page_format},
         pool=api_pool(config),
         retry_policy=FETCH_RETRY,
@@ -93,9 +93,11 @@ def raw_pages_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         **spec.asset_arguments(),
     )
     def raw_pages(context: dg.AssetExecutionContext) -> PageStream:
-        source = spec.source(context)
         year = int(context.partition_key)
         with failing_without_retries():
+            # The warehouse first: a wrong DATABASE_URL fails here, before any fetching.
+            context.resources.warehouse.require_reachable(f"{spec.name} year {year}")
+            source = spec.source(context)
             plan = _plan(context, spec, source)
         context.log.info(
             f"{spec.name} {year}: {plan.source_count:,} records in {len(plan.slices)} slice(s)"

@@ -101,3 +101,30 @@ def write_watermark(conn: psycopg.Connection, dataset: str, year: int, value: st
         "ON CONFLICT (dataset, year) DO UPDATE SET value = excluded.value, updated_at = now()",
         (dataset, year, value),
     )
+
+
+@dataclass(frozen=True)
+class LastLoad:
+    """The ledger's latest row for one dataset and year."""
+
+    dataset: str
+    year: int
+    finished_at: datetime
+    rows_loaded: int | None
+    source_count: int | None
+    status: str
+
+
+def latest_loads(conn: psycopg.Connection, dataset: str | None = None) -> list[LastLoad]:
+    """The latest ledger row per dataset and year (of ``dataset`` only, if given)."""
+    exists = conn.execute("SELECT to_regclass('ingest_meta.load_ledger')").fetchone()
+    if exists is None or exists[0] is None:
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT ON (dataset, year) dataset, year, finished_at, rows_loaded, "
+        "source_count, status FROM ingest_meta.load_ledger "
+        "WHERE %(dataset)s::text IS NULL OR dataset = %(dataset)s "
+        "ORDER BY dataset, year, id DESC",
+        {"dataset": dataset},
+    ).fetchall()
+    return [LastLoad(*row) for row in rows]

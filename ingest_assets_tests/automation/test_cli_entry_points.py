@@ -90,9 +90,10 @@ def test_the_ci_command_records_the_check_for_its_year_and_the_tables_rows(
         checks = instance.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(key, RECONCILE_CHECK), limit=10
         )
-        assert sorted((c.partition, c.status.value) for c in checks) == [
-            ("2019", "SUCCEEDED"),
-            ("2020", "SUCCEEDED"),
+        evaluations = [c.event.dagster_event.asset_check_evaluation_data for c in checks]
+        assert sorted((e.metadata["year"].value, e.passed) for e in evaluations) == [
+            (2019, True),
+            (2020, True),
         ]
         latest = instance.get_latest_materialization_event(key).asset_materialization
     assert latest.partition == "2020"

@@ -55,13 +55,14 @@ def dagster_dev(env: Mapping[str, str], home: Path, timeout: float = 300.0) -> I
     process group is stopped (SIGINT, then SIGKILL after a grace period) on exit.
     """
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").unlink(missing_ok=True)
+    (home / "dagster.yaml").symlink_to(PROJECT / "dagster.yaml")  # the project's, as ./run does
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = home / "dagster_dev.log"
     command = [
         str(Path(sys.executable).with_name("dagster")),
-        *("dev", "-m", "ingest_assets.definitions", "-h", "127.0.0.1", "-p", str(port)),
+        *("dev", "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)),
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(

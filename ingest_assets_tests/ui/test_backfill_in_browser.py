@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 DATASET = "nass_crops_county"
 RECORDS = {2021: 300, 2022: 400, 2023: 500}
-GROUP_PATH = f"/locations/__repository__@ingest_assets.definitions/asset-groups/{DATASET}"
+GROUP_PATH = f"/locations/__repository__@ingest_assets/asset-groups/{DATASET}"
 BACKFILL_DEADLINE_SECONDS = 900
 FINAL_STATUSES = ("Succeeded", "Failed", "Completed with failures", "Canceled", "Cancelled")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-import dagster as dg
 import orjson
 
 from ingest_assets.errors import SourceError
@@ -177,15 +176,20 @@ class NassApi(KindResource):
 
     @classmethod
     def from_settings(cls, config: Settings) -> NassApi:
-        """The key as ``dg.EnvVar("NASS_API_KEY")`` (unset fails when a run needs it)."""
-        key = secret_reference("nass_api_key", config.nass_api_key) or dg.EnvVar("NASS_API_KEY")
+        """The key as ``dg.EnvVar("NASS_API_KEY")`` (unset: empty, refused when a run needs it)."""
         return cls(
-            api_key=key,
+            api_key=secret_reference("nass_api_key", config.nass_api_key),
             base_url=config.nass_base_url,
             min_interval_seconds=config.nass_min_interval_seconds,
         )
 
     def source(self, config: DatasetConfig) -> NassSource:
+        if not self.api_key:
+            raise SourceError(
+                f"{config.name}: NASS_API_KEY is not set: export your Quick Stats key (free: "
+                "https://quickstats.nass.usda.gov/api), or serve the stand-ins: "
+                'eval "$(./run ingest-assets standin --background)"'
+            )
         client = HttpClient(
             secrets=[self.api_key],
             connect_timeout=self.connect_timeout_seconds,

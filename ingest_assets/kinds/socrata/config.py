@@ -43,6 +43,11 @@ class SocrataDatasetConfig(TypedDatasetConfig):
         description="With dataset_id: the declared column whose year selects the partition.",
     )
     page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=1_000_000, description="Rows per request.")
+    anonymous: bool = Field(
+        False,
+        description="Fetch from the real portal without SOCRATA_APP_TOKEN (Socrata throttles "
+        "anonymous clients). Without it and without a token, nothing is sent to the portal.",
+    )
 
     @field_validator("domain")
     @classmethod

@@ -234,6 +234,13 @@ class SocrataApi(KindResource):
 
     def source(self, config: DatasetConfig) -> SocrataSource:
         assert isinstance(config, SocrataDatasetConfig)
+        if not (self.app_token or self.base_url or config.anonymous):
+            raise SourceError(
+                f"{config.name}: SOCRATA_APP_TOKEN is not set, so nothing is sent to "
+                f"{config.domain}: export a token, add `anonymous: true` to the dataset to use "
+                'the portal without one, or serve the stand-ins: eval "$(./run ingest-assets '
+                'standin --background)"'
+            )
         client = HttpClient(
             secrets=[self.app_token],
             headers={"X-App-Token": self.app_token} if self.app_token else None,
