@@ -220,31 +220,31 @@ class _Parser:
         self.semantic_error = self.semantic_error or error
         return _literal(None, "null")
 
+    def semantic(self, code: str, detail: str, pos: int, **data: object) -> _QueryError:
+        """A semantic error about this query, naming its dataset as a portal does."""
+        return _semantic(code, detail, self.text, pos, **data, dataset=f"alpha.{self.dataset}")
+
     def column(self, token: _Token) -> tuple[str, str] | None:
         """(name, dataTypeName) of a column reference, recording no-such-column if unknown."""
         if token.value in self.schema:
             return token.value, self.schema[token.value]
         self.fail(
-            _semantic(
+            self.semantic(
                 "query.soql.no-such-column",
                 f"No such column: {token.value}",
-                self.text,
                 token.pos,
                 column=token.value,
-                dataset=f"alpha.{self.dataset}",
             )
         )
         return None
 
     def mismatch(self, token: _Token, *families: str) -> _Expr:
         return self.fail(
-            _semantic(
+            self.semantic(
                 "query.soql.type-mismatch",
                 f"Type mismatch for {token.value}, is {'/'.join(families)}",
-                self.text,
                 token.pos,
                 name=token.value,
-                dataset=f"alpha.{self.dataset}",
             )
         )
 
@@ -254,12 +254,10 @@ class _Parser:
         expr = self.disjunction()
         self.expect_end()
         if expr.family not in ("boolean", "null"):
-            raise _semantic(
+            raise self.semantic(
                 "query.soql.type-mismatch",
                 f"$where must be boolean, is {expr.family}",
-                self.text,
                 start.pos,
-                dataset=f"alpha.{self.dataset}",
             )
         return expr
 
@@ -356,23 +354,19 @@ class _Parser:
         self.expect_op(")")
         if name in _AGGREGATES:
             return self.fail(
-                _semantic(
+                self.semantic(
                     "query.soql.aggregate-in-ungrouped-context",
                     f"Aggregate function {name} in ungrouped context",
-                    self.text,
                     token.pos,
-                    dataset=f"alpha.{self.dataset}",
                 )
             )
         if name not in _DATE_PARTS:
             return self.fail(
-                _semantic(
+                self.semantic(
                     "query.soql.no-such-function",
                     f"No such function: {name}",
-                    self.text,
                     token.pos,
                     name=name,
-                    dataset=f"alpha.{self.dataset}",
                 )
             )
         if argument.family not in ("floating", "null"):
@@ -447,12 +441,10 @@ class _Parser:
         self.expect_end()
         if any(item.aggregate for item in items) and not all(item.aggregate for item in items):
             plain = next(item for item in items if not item.aggregate)
-            raise _semantic(
+            raise self.semantic(
                 "query.soql.column-not-in-group-bys",
                 f"Column not in group bys: {plain.source}",
-                self.text,
                 self.text.find(plain.source),
-                dataset=f"alpha.{self.dataset}",
             )
         return items
 
