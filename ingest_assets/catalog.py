@@ -48,6 +48,7 @@ def _describe(name: str, error: ErrorDetails) -> str:
 
 
 def parse_catalog(document: Any, origin: str = "catalog") -> dict[str, DatasetConfig]:
+    """Validate a parsed catalog document; every problem is reported at once."""
     if not isinstance(document, dict) or not isinstance(document.get("datasets"), dict):
         raise CatalogError(f"{origin}: expected a mapping with a 'datasets:' mapping inside")
     adapter = _adapter()
@@ -89,6 +90,7 @@ def parse_catalog(document: Any, origin: str = "catalog") -> dict[str, DatasetCo
 
 
 def load_catalog(path: Path | None = None) -> dict[str, DatasetConfig]:
+    """The catalog file (``catalog_path()`` by default), validated."""
     path = path or catalog_path()
     try:
         document = yaml.safe_load(path.read_text())

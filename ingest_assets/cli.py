@@ -108,6 +108,7 @@ def _still_running() -> str:
 
 
 def demo(args: argparse.Namespace) -> int:
+    """``ingest-assets demo``: materialize example years end to end and show the result."""
     import dagster as dg
 
     from ingest_assets.catalog import load_catalog
@@ -149,6 +150,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def dev(args: argparse.Namespace) -> int:
+    """``ingest-assets dev``: the Dagster UI and daemon, with stand-ins for unset credentials."""
     with ExitStack() as stack:
         _serve_standins(stack)
         prepare_dagster_home()
@@ -224,6 +226,7 @@ def _stop_background() -> int:
 
 
 def standin(args: argparse.Namespace) -> int:
+    """``ingest-assets standin``: serve the API stand-ins (foreground, background or stop)."""
     if args.stop:
         return _stop_background()
     if args.background:
@@ -240,6 +243,7 @@ def _age(finished: datetime) -> str:
 
 
 def status(args: argparse.Namespace) -> int:
+    """``ingest-assets status``: each dataset's latest loads from the ledger."""
     from ingest_assets.warehouse.ledger import latest_loads
     from ingest_assets.warehouse.resource import Warehouse
 
@@ -262,6 +266,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def psql(args: argparse.Namespace) -> int:
+    """``ingest-assets psql``: a psql shell on the warehouse."""
     from ingest_assets.embedded import warehouse_url
 
     program = shutil.which("psql")
@@ -274,6 +279,7 @@ def psql(args: argparse.Namespace) -> int:
 
 
 def stop_db(args: argparse.Namespace) -> int:
+    """``ingest-assets stop-db``: stop the embedded PostgreSQL of this INGEST_HOME."""
     from ingest_assets.embedded import stop_embedded
 
     print("embedded PostgreSQL stopped" if stop_embedded() else "no embedded PostgreSQL running")
@@ -327,6 +333,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``ingest-assets`` command; a mistake a person can fix is one ``error:`` line."""
     from ingest_assets.errors_first import one_line_or_none
 
     parser = _parser()

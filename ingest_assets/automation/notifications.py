@@ -61,6 +61,7 @@ def _error_line(error: SerializableErrorInfo | None) -> str:
 
 
 def failure_text(context: dg.RunFailureSensorContext) -> str:
+    """The failure message: each failed step's asset and first error line, secrets removed."""
     run = context.dagster_run
     lines = [f":red_circle: run {run.run_id[:8]} failed, year {_year(run)}"]
     for event in context.get_step_failure_events():
@@ -93,6 +94,7 @@ def loaded_rows(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, st
 
 
 def success_text(context: dg.RunStatusSensorContext) -> str | None:
+    """The success message (rows loaded per asset and year), or None when the run loaded nothing."""
     loads = loaded_rows(context.instance, context.dagster_run.run_id)
     if not loads:
         return None
@@ -148,6 +150,7 @@ def post(text: str, log: logging.Logger | dg.DagsterLogManager) -> bool:
     "(runs of this project's assets, from the UI, the daemon or the CLI).",
 )
 def notify_run_failure(context: dg.RunFailureSensorContext) -> None:
+    """Post a failed run of this project's assets to the webhook."""
     if concerns_this_project(context):
         post(failure_text(context), context.log)
 
@@ -161,6 +164,7 @@ def notify_run_failure(context: dg.RunFailureSensorContext) -> None:
     "(runs of this project's assets, from the UI, the daemon or the CLI).",
 )
 def notify_run_success(context: dg.RunStatusSensorContext) -> None:
+    """Post what a successful run of this project's assets loaded."""
     text = success_text(context) if concerns_this_project(context) else None
     if text:
         post(text, context.log)

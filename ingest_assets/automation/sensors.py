@@ -74,6 +74,8 @@ def _bound_requests(source: Source) -> None:
 
 @dataclass(frozen=True)
 class TickResult:
+    """What one sensor tick saw: the years checked, the changed ones and the next cursor."""
+
     checked: list[int]
     changed: dict[int, str]
     cursor: WatchCursor

@@ -79,6 +79,7 @@ def _plan(context: dg.AssetExecutionContext, spec: DatasetSpec, source: Source) 
 
 
 def raw_pages_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    """The ``<dataset>/raw_pages`` asset: plan the year and stage its pages."""
     config = spec.config
 
     @dg.asset(
@@ -114,6 +115,8 @@ def raw_pages_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 
 
 def cleaned_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    """The ``<dataset>/cleaned`` asset: type the staged pages into Parquet."""
+
     @dg.asset(
         key=spec.key("cleaned"),
         ins={"raw_pages": dg.AssetIn(spec.key("raw_pages"))},

@@ -52,6 +52,7 @@ class YearLoad:
 
 
 def reconcile_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
+    """The blocking ``row_counts_reconcile`` check, described for the dataset's mode."""
     merged = (
         " (the changed rows), and the year's rows in the table = the source's count for the year"
         if spec.incremental
@@ -173,6 +174,7 @@ def facts_result(
 
 
 def facts_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    """The ``<dataset>/facts`` asset: load the year into PostgreSQL and evaluate its check."""
     config = spec.config
     loaded = (
         f"changed rows merged on {', '.join(spec.target.key)} each run."

@@ -22,6 +22,8 @@ from ingest_assets.kinds.socrata.source import SocrataApi
 
 @dataclass(frozen=True)
 class SourceKind:
+    """What a source kind brings: its catalog model, cleaner and resource."""
+
     config_model: type[DatasetConfig]
     cleaner: type[Cleaner]
     resource: type[KindResource]

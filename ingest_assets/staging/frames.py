@@ -25,6 +25,8 @@ from ingest_assets.staging.storage import StagingArea
 
 @dataclass
 class FrameStream:
+    """What ``cleaned`` returns: the schema and the chunks to write, one per staged page."""
+
     schema: pa.Schema
     chunks: Iterator[pa.Table]
 

@@ -572,6 +572,7 @@ def load_demo(standin: SocrataStandIn, fixtures: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the Socrata stand-in from the command line until stopped."""
     parser = argparse.ArgumentParser(description="Serve a local Socrata SODA 2.1 stand-in.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

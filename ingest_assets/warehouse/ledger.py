@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS ingest_meta.watermarks (
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """The identity of one load attempt as the ledger records it."""
+
     dataset: str
     target_table: str
     year: int
@@ -54,6 +56,7 @@ class LedgerEntry:
 
 
 def ensure_ledger(conn: psycopg.Connection) -> None:
+    """Create the ledger tables if missing, serialized against concurrent loaders."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest_meta.ddl'))")
     ensure_schema(conn, "ingest_meta")
     conn.execute(DDL)
@@ -66,6 +69,7 @@ def record(
     rows_loaded: int | None,
     message: str | None = None,
 ) -> None:
+    """Write one ledger row for a load attempt (in the caller's transaction)."""
     conn.execute(
         "INSERT INTO ingest_meta.load_ledger (dataset, target_table, year, run_id, mode, "
         "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message) "
@@ -88,6 +92,7 @@ def record(
 
 
 def read_watermark(conn: psycopg.Connection, dataset: str, year: int) -> str | None:
+    """The stored watermark of a dataset's year, if any."""
     row = conn.execute(
         "SELECT value FROM ingest_meta.watermarks WHERE dataset = %s AND year = %s",
         (dataset, year),
@@ -96,6 +101,7 @@ def read_watermark(conn: psycopg.Connection, dataset: str, year: int) -> str | N
 
 
 def write_watermark(conn: psycopg.Connection, dataset: str, year: int, value: str) -> None:
+    """Store the watermark of a dataset's year (in the caller's transaction)."""
     conn.execute(
         "INSERT INTO ingest_meta.watermarks (dataset, year, value) VALUES (%s, %s, %s) "
         "ON CONFLICT (dataset, year) DO UPDATE SET value = excluded.value, updated_at = now()",

@@ -56,6 +56,8 @@ class Counts:
 
 @dataclass
 class LoadResult:
+    """The figures of one year's load, for the check, the ledger and the UI."""
+
     year: int
     counts: Counts
     loaded: int
@@ -138,6 +140,7 @@ def analyze_table(conn: psycopg.Connection, ident: sql.Composable) -> float:
 
 
 def lock_year(conn: psycopg.Connection, target: FactsTable, year: int) -> None:
+    """Serialize loads of one table's year for the rest of the transaction."""
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext(%s), %s)",
         (f"{target.schema}.{target.table}", year),
@@ -318,10 +321,12 @@ def upsert_year(
 def record_failure(
     conn: psycopg.Connection, entry: ledger.LedgerEntry, message: str, loaded: int | None = None
 ) -> None:
+    """Record a failed load in the ledger, in its own transaction."""
     with conn.transaction():
         ledger.ensure_ledger(conn)
         ledger.record(conn, entry, "failed", loaded, message[:2000])
 
 
 def now() -> datetime:
+    """The current time in UTC (the ledger's clock)."""
     return datetime.now(UTC)

@@ -21,6 +21,8 @@ from ingest_assets.errors import WarehouseError
 
 @dataclass(frozen=True)
 class FactsTable:
+    """A facts table: where it lives, its columns and its key."""
+
     schema: str
     table: str
     columns: tuple[Column, ...]
@@ -91,6 +93,7 @@ def ensure_table(conn: psycopg.Connection, target: FactsTable) -> None:
 
 
 def year_count(conn: psycopg.Connection, target: FactsTable, year: int) -> int:
+    """The rows of one year in the table."""
     row = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE year = %s").format(target.ident), (year,)
     ).fetchone()
@@ -106,6 +109,7 @@ def table_count(conn: psycopg.Connection, target: FactsTable) -> int:
 def partition_exists(
     conn: psycopg.Connection, target: FactsTable, year: int, suffix: str = ""
 ) -> bool:
+    """Whether the year's partition (or a staging twin, by suffix) exists."""
     row = conn.execute(
         "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relname = %s",

@@ -15,5 +15,7 @@ from ingest_assets.kinds.files.pages import read_page
 
 
 class FilesCleaner(TypedColumnsCleaner):
+    """Types staged CSV pages of the files kind by the declared columns."""
+
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
         return read_page(body, self.config.columns)

@@ -39,6 +39,8 @@ def snake_case(header: str) -> str:
 
 
 class FilesSource(Source):
+    """The files kind: each file holding rows of the year is a slice, streamed in blocks."""
+
     kind: ClassVar[str] = "files"
     config: FilesDatasetConfig
 

@@ -169,6 +169,8 @@ def _csv_chunks(body: bytes, where: str) -> Iterator[dict[str, pa.Array]]:
 
 
 class NassCleaner(Cleaner):
+    """Types Quick Stats pages (CSV or JSON) into the fixed NASS columns."""
+
     def columns(self) -> tuple[Column, ...]:
         return COLUMNS
 

@@ -37,6 +37,8 @@ def _error_text(response: Response) -> str:
 
 
 class NassSource(Source):
+    """Quick Stats for one dataset: counts, the split plan and the pages of each slice."""
+
     kind: ClassVar[str] = "nass"
     config: NassDatasetConfig
 

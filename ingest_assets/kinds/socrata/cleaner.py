@@ -16,6 +16,8 @@ from ingest_assets.errors import CleaningError
 
 
 class SocrataCleaner(TypedColumnsCleaner):
+    """Types staged SODA JSON pages by the declared columns."""
+
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
         try:
             rows = orjson.loads(body)

@@ -41,6 +41,8 @@ def _error_text(response: Response) -> str:
 
 
 class SocrataSource(Source):
+    """A Socrata dataset: counts, keyset/offset paging, watermarks and change signals."""
+
     kind: ClassVar[str] = "socrata"
     config: SocrataDatasetConfig
 
