@@ -22,6 +22,7 @@ from pydantic_core import PydanticUndefined
 from ingest_assets.kinds.base import DatasetConfig
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.nass.config import NassDatasetConfig
+from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.kinds.typed import TypedDatasetConfig
 from ingest_assets.settings import Settings, env_name
@@ -36,6 +37,7 @@ CATALOG_MODELS: dict[str, type[BaseModel]] = {
     "nass": NassDatasetConfig,
     "socrata": SocrataDatasetConfig,
     "files": FilesDatasetConfig,
+    "nass_bulk": NassBulkDatasetConfig,
 }
 """Each table's model; a kind's table lists the fields it adds to its parent."""
 

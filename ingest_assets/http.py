@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, quote_plus, urlsplit
 
 import orjson
@@ -104,6 +104,14 @@ def _retry_after_seconds(value: str | None) -> float | None:
             return None
 
 
+class _Request(NamedTuple):
+    method: str
+    url: str
+    params: Any
+    json_body: Any
+    headers: Mapping[str, str] | None
+
+
 class HttpClient:
     """GETs JSON with bounded, jittered retries and secret-free errors.
 
@@ -166,23 +174,23 @@ class HttpClient:
                 time.sleep(wait)
             self._last_request = time.monotonic()
 
-    def _attempt(
-        self,
-        url: str,
-        params: Any,
-        headers: Mapping[str, str] | None,
-        decode: Callable[[bytes], Any],
-        what: str,
-    ) -> Response:
+    def _attempt(self, request: _Request, decode: Callable[[bytes], Any], what: str) -> Response:
         self._pace()
         try:
-            response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
+            response = self.session.request(
+                request.method,
+                request.url,
+                params=request.params,
+                json=request.json_body,
+                headers=request.headers,
+                timeout=self.timeout,
+            )
             body = response.content
         except TRANSPORT_ERRORS as exc:
             if _unresolved_host(exc):
                 raise SourceError(
-                    f"{what}: cannot resolve the host {urlsplit(url).hostname} (offline, or no "
-                    "DNS): nothing was fetched; check the network, or serve the stand-ins: "
+                    f"{what}: cannot resolve the host {urlsplit(request.url).hostname} (offline, "
+                    "or no DNS): nothing was fetched; check the network, or serve the stand-ins: "
                     'eval "$(./run ingest-assets standin --background)"'
                 ) from None
             raise RetryableResponse(f"{type(exc).__name__}: {self.redact(str(exc))}") from None
@@ -224,6 +232,21 @@ class HttpClient:
         as a cut-off transfer and is retried); a caller that needs less than every value decoded
         into Python objects passes its own.
         """
+        return self._send(_Request("GET", url, params, None, headers), what, decode)
+
+    def post(
+        self,
+        url: str,
+        json_body: Any,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ) -> Response:
+        """POST ``json_body`` (a query, not a change: retried like a GET) to ``url``."""
+        return self._send(_Request("POST", url, None, json_body, headers), what, decode)
+
+    def _send(self, request: _Request, what: str, decode: Callable[[bytes], Any]) -> Response:
         retrying = Retrying(
             stop=stop_any(
                 stop_after_attempt(self.max_attempts), stop_before_delay(self.max_total_seconds)
@@ -241,7 +264,7 @@ class HttpClient:
                     attempts += 1
                     if attempts > 1:
                         self.retries += 1
-                    result = self._attempt(url, params, headers, decode, what)
+                    result = self._attempt(request, decode, what)
         except RetryableResponse as exc:
             raise SourceUnavailable(
                 f"{what}: gave up after {attempts} attempts in "

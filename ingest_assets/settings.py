@@ -66,11 +66,27 @@ class Settings(BaseSettings):
     nass_min_interval_seconds: float = Field(
         0.2, ge=0, description="Least spacing between two NASS requests of one process."
     )
+    nass_bulk_url: str | None = Field(
+        None,
+        description="The page listing NASS's bulk files; default "
+        "`https://www.nass.usda.gov/datasets/` (a stand-in's listing in tests).",
+    )
+    nass_bulk_dir: str | None = Field(
+        None,
+        description="A local folder for downloaded bulk files and their per-year splits; "
+        "default `$INGEST_STAGING/bulk`.",
+    )
     socrata_app_token: SecretStr | None = Field(
         None, description="A Socrata app token (optional; raises the portal's rate limits)."
     )
     socrata_base_url: str | None = Field(
         None, description="Replaces every Socrata dataset's `https://{domain}` (a stand-in)."
+    )
+    ingest_confirm_shrink: str = Field(
+        "",
+        description="Confirms full loads that shrink a year beyond its `max_shrink`: "
+        "comma-separated `dataset` or `dataset/year` entries (for `dagster asset materialize`, "
+        "which has no `--tags`; otherwise the run tag `ingest/confirm_shrink=true`).",
     )
     ingest_executor: str = Field(
         "multiprocess",

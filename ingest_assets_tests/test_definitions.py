@@ -61,7 +61,8 @@ def test_the_shipped_definitions_have_every_asset_check_and_resource(monkeypatch
     checks = {
         (c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys
     }
-    assert checks == {(f"{n}/facts", "row_counts_reconcile") for n in names}
+    expected_checks = ("row_counts_reconcile", "year_not_empty")
+    assert checks == {(f"{n}/facts", check) for n in names for check in expected_checks}
     kinds = {kind.resource.resource_key for kind in SOURCE_KINDS.values()}
     resources = defs.resources or {}
     assert set(resources) >= SHARED_RESOURCES | kinds

@@ -2,9 +2,11 @@
 
 The webhook comes from ``INGEST_WEBHOOK_URL`` (read at each evaluation, so setting it needs no
 code change); the payload is ``{"text": ...}``, which Slack, Mattermost and most chat webhooks
-accept. On failure: the dataset asset, the year and the error (first line, secrets removed); on
-success: rows loaded per year. Without the variable the sensors do nothing and say so once in
-the logs. Posting problems are logged, never raised: a down chat server must not stall the
+accept. On failure: the dataset asset, the year and the error (first line, secrets removed), and
+the description of every check that did not pass (a refused shrink says "from 1,000 rows to 0
+rows"); on success: rows loaded per year, a year that loaded none said plainly as "0 rows — the
+year is empty", and any warning check. Without the variable the sensors do nothing and say so
+once in the logs. Posting problems are logged, never raised: a down chat server must not stall the
 sensors (each run is reported once, whatever happens to the post).
 """
 
@@ -71,7 +73,24 @@ def failure_text(context: dg.RunFailureSensorContext) -> str:
         lines.append(f"• {asset}: {message[:MAX_ERROR_CHARS]}")
     if len(lines) == 1:
         lines.append(f"• {context.failure_event.message or 'the run failed'}"[:MAX_ERROR_CHARS])
+    lines += failed_checks(context.instance, run.run_id)
     return redact("\n".join(lines))
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """One line per check of the run that did not pass: asset, check name, its description."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    lines = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        evaluation = cast(dg.AssetCheckEvaluation, event and event.event_specific_data)
+        if not evaluation.passed:
+            about = (evaluation.description or "did not pass")[:MAX_ERROR_CHARS]
+            asset = evaluation.asset_key.to_user_string()
+            lines.append(f"• {asset} check {evaluation.check_name}: {about}")
+    return lines
 
 
 def loaded_rows(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str, int]]:
@@ -99,8 +118,12 @@ def success_text(context: dg.RunStatusSensorContext) -> str | None:
     if not loads:
         return None
     lines = [f":large_green_circle: run {context.dagster_run.run_id[:8]} loaded"]
-    lines += [f"• {asset} {year}: {rows:,} rows" for asset, year, rows in sorted(loads)]
-    return "\n".join(lines)
+    lines += [
+        f"• {asset} {year}: {rows:,} rows" + (" — the year is empty" if rows == 0 else "")
+        for asset, year, rows in sorted(loads)
+    ]
+    lines += failed_checks(context.instance, context.dagster_run.run_id)
+    return redact("\n".join(lines))
 
 
 def concerns_this_project(context: dg.RunStatusSensorContext) -> bool:

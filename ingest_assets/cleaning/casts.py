@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 from ingest_assets.cleaning.columns import Column
 from ingest_assets.errors import CleaningError
 
+_INFINITY = r"(?i)^[+-]?inf(inity)?$"
+
 
 def blank_to_null(values: pa.Array) -> pa.Array:
     """Trim strings and turn empty ones into nulls (APIs send "" for not applicable)."""
@@ -45,13 +47,36 @@ def cast_column(
         if pa.types.is_boolean(target):
             values = pc.utf8_lower(values)
     try:
-        return _cast(values, target)
+        cast = _cast(values, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         if null_on_error:
             return pa.array(
                 [_cast_or_none(v, values.type, target) for v in values.to_pylist()], target
             )
         raise CleaningError(_explain(values, column, where, keys)) from None
+    if pa.types.is_floating(target) and pa.types.is_string(values.type):
+        _refuse_overflow(values, cast, column, where, keys)
+    return cast
+
+
+def _refuse_overflow(
+    text: pa.Array, cast: pa.Array, column: Column, where: str, keys: pa.Array | None
+) -> None:
+    """A number too large for the column parses as infinity; only a written infinity may."""
+    infinite = pc.is_inf(cast)
+    if not pc.any(infinite).as_py():  # the common case costs one pass over the numbers
+        return
+    overflow = pc.and_(infinite, pc.invert(pc.match_substring_regex(text, _INFINITY)))
+    if pc.any(overflow).as_py():
+        index = pc.index(overflow, True).as_py()
+        raise CleaningError(
+            f"{where}: column {column.name!r} ({column.pg_type}) cannot hold "
+            f"{text[index].as_py()!r}: out of range ({_row(keys, index)})"
+        )
+
+
+def _row(keys: pa.Array | None, index: int) -> str:
+    return f"key {keys[index].as_py()!r}" if keys is not None else f"row {index}"
 
 
 def _cast(values: pa.Array, target: pa.DataType) -> pa.Array:
@@ -83,9 +108,9 @@ def _explain(values: pa.Array, column: Column, where: str, keys: pa.Array | None
         try:
             _cast(pa.array([value], values.type), column.arrow_type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            row = f"key {keys[index].as_py()!r}" if keys is not None else f"row {index}"
             return (
-                f"{where}: column {column.name!r} ({column.pg_type}) cannot hold {value!r} ({row})"
+                f"{where}: column {column.name!r} ({column.pg_type}) cannot hold {value!r} "
+                f"({_row(keys, index)})"
             )
     return f"{where}: column {column.name!r} could not be cast to {column.pg_type}"
 

@@ -30,6 +30,10 @@ class TypedColumnsCleaner(Cleaner):
     def columns(self) -> tuple[Column, ...]:
         return self.config.typed_columns()
 
+    @property
+    def row_key(self) -> tuple[str, ...]:
+        return tuple(self.config.key)
+
     @abstractmethod
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
         """Turn a staged page back into records of strings."""

@@ -1,8 +1,10 @@
 """The two staging assets of a dataset: ``<dataset>/raw_pages`` and ``<dataset>/cleaned``.
 
 ``raw_pages`` plans the year and hands a ``PageStream`` to the staging IO manager; ``cleaned``
-types the staged pages chunk by chunk into Parquet. A dataset in ``mode: incremental`` plans
-just the rows changed since the year's watermark (minus the catalog's overlap); a run tagged
+types the staged pages chunk by chunk into Parquet, refusing (or, as the catalog says,
+stripping) NUL bytes PostgreSQL cannot store (``cleaning.storable``). A dataset in
+``mode: incremental`` plans just the rows changed since the year's watermark (minus the
+catalog's overlap); a run tagged
 ``ingest/full_reload=true`` plans the whole year instead. The warehouse asset is in ``facts``.
 
 A source error a retry cannot fix (bad key, 400, 413, a body of the wrong shape) ends the step
@@ -17,6 +19,7 @@ import dagster as dg
 import pyarrow as pa
 
 from ingest_assets.cleaning.columns import arrow_schema
+from ingest_assets.cleaning.storable import check_storable, may_hold_nul
 from ingest_assets.dataset.spec import DatasetSpec, api_pool
 from ingest_assets.errors import SourceError, SourceUnavailable, WarehouseUnreachable
 from ingest_assets.kinds.base import Cleaner, Page, Plan, Slice, Source
@@ -78,12 +81,16 @@ def _plan(context: dg.AssetExecutionContext, spec: DatasetSpec, source: Source) 
     return source.plan_changes(year, since)
 
 
-def raw_pages_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
-    """The ``<dataset>/raw_pages`` asset: plan the year and stage its pages."""
+def raw_pages_asset(spec: DatasetSpec, deps: tuple[dg.AssetKey, ...] = ()) -> dg.AssetsDefinition:
+    """The ``<dataset>/raw_pages`` asset: plan the year and stage its pages.
+
+    ``deps``: a kind's upstream assets, depended on without loading them as inputs.
+    """
     config = spec.config
 
     @dg.asset(
         key=spec.key("raw_pages"),
+        deps=list(deps),
         io_manager_key="pages_io_manager",
         required_resource_keys={spec.resource_key, "warehouse"},
         kinds={config.source, config.page_format},
@@ -138,4 +145,9 @@ def cleaned_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 def _clean_pages(cleaner: Cleaner, staged: StagedPages, year: int) -> Iterator[pa.Table]:
     for entry, body in staged.bodies():
         where = f"dataset {cleaner.config.name}, year {year}, slice {entry['key']}"
-        yield from cleaner.clean_chunks(body, year, where)
+        chunks = cleaner.clean_chunks(body, year, where)
+        if not may_hold_nul(body):
+            yield from chunks
+            continue
+        for chunk in chunks:
+            yield check_storable(chunk, where, cleaner.config.nul_bytes, cleaner.row_key)

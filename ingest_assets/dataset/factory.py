@@ -16,7 +16,7 @@ from ingest_assets.automation.sensors import new_data_sensor
 from ingest_assets.dataset.assets import cleaned_asset, raw_pages_asset
 from ingest_assets.dataset.facts import facts_asset
 from ingest_assets.dataset.spec import DatasetSpec
-from ingest_assets.kinds.base import DatasetConfig
+from ingest_assets.kinds.base import DatasetConfig, Upstream
 
 
 def job_name(dataset: str) -> str:
@@ -24,20 +24,36 @@ def job_name(dataset: str) -> str:
     return f"{dataset}_job"
 
 
-def _assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
-    return [raw_pages_asset(spec), cleaned_asset(spec), facts_asset(spec)]
+def _upstream(spec: DatasetSpec) -> Upstream:
+    """What the kind adds upstream of ``raw_pages`` (nothing for most kinds)."""
+    if spec.kind.upstream is None:
+        return Upstream(keys=(), assets=(), definitions=dg.Definitions())
+    return spec.kind.upstream(spec.config)
+
+
+def _assets(spec: DatasetSpec, upstream: Upstream) -> list[dg.AssetsDefinition]:
+    return [raw_pages_asset(spec, upstream.keys), cleaned_asset(spec), facts_asset(spec)]
 
 
 def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
-    """The three assets of one catalog entry (the check inside ``facts``), without the rest."""
-    return _assets(DatasetSpec.of(config))
+    """The three assets of one catalog entry (the check inside ``facts``) and any upstream
+    asset of its kind, without the rest.
+    """
+    spec = DatasetSpec.of(config)
+    upstream = _upstream(spec)
+    return [*upstream.assets, *_assets(spec, upstream)]
 
 
-def dataset_job(spec: DatasetSpec) -> dg.UnresolvedAssetJobDefinition:
-    """All of the dataset's assets and its check, one year per run."""
+def dataset_job(
+    spec: DatasetSpec, upstream: Upstream | None = None
+) -> dg.UnresolvedAssetJobDefinition:
+    """All of the dataset's year assets and its check, one year per run (a kind's upstream
+    assets, unpartitioned, have their own job).
+    """
+    upstream = upstream or _upstream(spec)
     return dg.define_asset_job(
         job_name(spec.name),
-        selection=dg.AssetSelection.groups(spec.name),
+        selection=dg.AssetSelection.groups(spec.name) - dg.AssetSelection.assets(*upstream.keys),
         description=f"Loads one year of {spec.name}: raw pages, cleaned, facts and its check.",
         tags={"dataset": spec.name},
     )
@@ -46,10 +62,12 @@ def dataset_job(spec: DatasetSpec) -> dg.UnresolvedAssetJobDefinition:
 def dataset_definitions(config: DatasetConfig) -> dg.Definitions:
     """Assets, check, job, new-data sensor and refresh schedule of one catalog entry."""
     spec = DatasetSpec.of(config)
-    job = dataset_job(spec)
-    return dg.Definitions(
-        assets=_assets(spec),
+    upstream = _upstream(spec)
+    job = dataset_job(spec, upstream)
+    own = dg.Definitions(
+        assets=_assets(spec, upstream),
         jobs=[job],
         sensors=[new_data_sensor(config, job)],
         schedules=[refresh_schedule(config, job)],
     )
+    return dg.Definitions.merge(own, upstream.definitions)

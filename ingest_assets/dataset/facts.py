@@ -1,16 +1,18 @@
-"""The warehouse asset of a dataset, ``<dataset>/facts``, and its ``row_counts_reconcile`` check.
+"""The warehouse asset of a dataset, ``<dataset>/facts``, and its two checks.
 
 ``facts`` loads the cleaned Parquet into PostgreSQL, replacing the year atomically (or, in
 ``mode: incremental``, merging the changed rows on the key), and records the year in the
 ledger. The blocking check is computed inside the load: source count = rows staged = rows
 cleaned = rows loaded (and, incremental, the year's rows = the source's count for the year),
-verified before anything commits.
+and a full load's shrink within ``max_shrink`` unless the run confirms it (``warehouse.shrink``),
+verified before anything commits. The WARN check ``year_not_empty`` flags a year left with 0
+rows beside years with data, or a dataset empty in every year (``warehouse.emptiness``).
 
-The check is not partitioned: Dagster 1.13's partitioned asset checks (a preview) record the
+The checks are not partitioned: Dagster 1.13's partitioned asset checks (a preview) record the
 year under the CLI and sensor runs, but a backfill launched from the UI left each year's
 evaluation without its partition plus a "Skipped" planned evaluation, so the asset graph showed
-"0 / 1 Passed" after a green backfill (docs/operations.md). Each evaluation names its year in its
-description and ``year`` metadata instead.
+"0 / 1 Passed" after a green backfill (docs/operations.md). Each evaluation names its year in
+its description and ``year`` metadata instead.
 The materialization's ``dagster/row_count`` is the whole table's rows (what the asset is:
 one table), ``rows_in_year`` the year's after this load; both are counted in the table.
 """
@@ -25,6 +27,7 @@ from ingest_assets.kinds.typed import TypedDatasetConfig
 from ingest_assets.staging.frames import CleanedFrames
 from ingest_assets.staging.pages import StagedPages
 from ingest_assets.warehouse import ledger
+from ingest_assets.warehouse.emptiness import empty_year_warning
 from ingest_assets.warehouse.loader import (
     COPY_BLOCK_ROWS,
     Counts,
@@ -35,10 +38,12 @@ from ingest_assets.warehouse.loader import (
     upsert_year,
 )
 from ingest_assets.warehouse.resource import Warehouse
+from ingest_assets.warehouse.shrink import ShrinkGuard, confirmation
 from ingest_assets.warehouse.tables import table_count, year_count
 from ingest_assets.warehouse.views import refresh_views
 
 RECONCILE_CHECK = "row_counts_reconcile"
+EMPTY_YEAR_CHECK = "year_not_empty"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class YearLoad:
     mode: str
     rows_in_year: int
     rows_in_table: int
+    warning: str | None = None  # why the year's 0 rows look wrong (the year_not_empty check)
 
 
 def reconcile_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
@@ -64,14 +70,27 @@ def reconcile_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
         blocking=True,
         description="Source count = rows staged = rows cleaned = rows loaded for the year"
         + merged
-        + "; verified before the load commits.",
+        + "; verified before the load commits. A full load may not empty a year or remove "
+        f"more than {spec.config.max_shrink:.0%} of its rows unless the run confirms it.",
     )
 
 
-def _loader(mode: str, spec: DatasetSpec, year_count_at_source: int | None):
-    """``replace_year`` for full loads; ``upsert_year`` bound to the key and watermark column."""
+def empty_year_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
+    """The non-blocking check that warns of an empty year beside years with data."""
+    return dg.AssetCheckSpec(
+        EMPTY_YEAR_CHECK,
+        asset=spec.key("facts"),
+        description="Warns when the year has 0 rows while a neighbouring year has data, or "
+        "when every year loaded has 0 rows (likely a query mistake).",
+    )
+
+
+def _loader(mode: str, spec: DatasetSpec, year_count_at_source: int | None, guard: ShrinkGuard):
+    """``replace_year`` with the shrink guard for full loads; ``upsert_year`` (which never
+    removes rows) bound to the key and watermark column.
+    """
     if mode != "incremental":
-        return replace_year
+        return functools.partial(replace_year, guard=guard)
     config = spec.config
     assert isinstance(config, TypedDatasetConfig) and config.updated_column
     assert year_count_at_source is not None  # an incremental plan always counts the year
@@ -99,8 +118,10 @@ def load_year(
         mode,
         now(),
         *(counts.source, counts.staged, counts.cleaned),
+        source_version=raw_pages.manifest.get("source_version"),
     )
-    load = _loader(mode, spec, raw_pages.year_count)
+    guard = ShrinkGuard(spec.config.max_shrink, confirmation(context.run.tags, spec.name, year))
+    load = _loader(mode, spec, raw_pages.year_count, guard)
     batches = cleaned.batches(COPY_BLOCK_ROWS)
     with warehouse.connect() as conn:
         try:
@@ -118,11 +139,14 @@ def load_year(
             views = refresh_views(conn, spec.config.db_schema, spec.config.refresh_views, where)
             context.log.info(f"{where}: refreshed {', '.join(views)}")
         in_year, in_table = year_count(conn, spec.target, year), table_count(conn, spec.target)
-    return YearLoad(result, mode, in_year, in_table)
+        warning = empty_year_warning(conn, spec.target, spec.name, year, spec.config.filters)
+    return YearLoad(result, mode, in_year, in_table, warning)
 
 
 def _message(spec: DatasetSpec, load: YearLoad) -> str:
     result = load.result
+    if result.refusal:
+        return result.refusal
     if not result.committed:
         return f"{spec.name} {result.mismatch()}; load rolled back, table unchanged"
     merged = f" ({result.year_rows:,} rows in the year)" if load.mode == "incremental" else ""
@@ -161,8 +185,8 @@ def facts_result(
 ) -> dg.MaterializeResult:
     """The materialization (table figures) and the year's check evaluation."""
     message = _message(spec, load)
-    if not load.result.committed:
-        context.log.error(message)
+    # At INFO (dagster.yaml) the year's outcome is the line a CLI or CI user reads.
+    (context.log.info if load.result.committed else context.log.error)(message)
     figures = {k: dg.MetadataValue.int(v) for k, v in load.result.figures.items()}
     check = dg.AssetCheckResult(
         check_name=RECONCILE_CHECK,
@@ -170,7 +194,16 @@ def facts_result(
         description=message,
         metadata={"year": dg.MetadataValue.int(load.result.year), **figures},
     )
-    return dg.MaterializeResult(metadata=_metadata(spec, load), check_results=[check])
+    if load.warning:
+        context.log.warning(load.warning)
+    emptiness = dg.AssetCheckResult(
+        check_name=EMPTY_YEAR_CHECK,
+        passed=load.warning is None,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=load.warning or f"{spec.name} year {load.result.year}: not suspiciously empty",
+        metadata={"year": dg.MetadataValue.int(load.result.year)},
+    )
+    return dg.MaterializeResult(metadata=_metadata(spec, load), check_results=[check, emptiness])
 
 
 def facts_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -189,7 +222,7 @@ def facts_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             "cleaned": dg.AssetIn(spec.key("cleaned")),
         },
         kinds={"postgres", config.source},
-        check_specs=[reconcile_check_spec(spec)],
+        check_specs=[reconcile_check_spec(spec), empty_year_check_spec(spec)],
         description=f"{spec.about} in PostgreSQL table {config.db_schema}.{config.table}; {loaded}",
         **spec.asset_arguments(),
     )

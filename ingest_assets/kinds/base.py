@@ -76,6 +76,19 @@ class DatasetConfig(BaseModel):
         "for its change signal of the watched years).",
     )
     analyze: bool = Field(True, description="Run `ANALYZE` on the year's partition after a load.")
+    max_shrink: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Largest fraction of a year's rows a full load may remove without an "
+        "operator's confirmation (run tag ingest/confirm_shrink=true or INGEST_CONFIRM_SHRINK); "
+        "a load to 0 rows always needs one. The first load of a year is never blocked.",
+    )
+    nul_bytes: Literal["fail", "strip"] = Field(
+        "fail",
+        description="A NUL byte in a text value (PostgreSQL cannot store one): 'fail' refuses "
+        "the year naming column, row and value; 'strip' removes the NUL bytes.",
+    )
     refresh_views: list[str] = Field(
         default_factory=list, description="Materialized views to refresh after a load."
     )
@@ -89,6 +102,11 @@ class DatasetConfig(BaseModel):
     def page_format(self) -> str:
         """What raw pages are staged as: their file suffix and the ``raw_pages`` asset kind."""
         return "json"
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        """What selects the dataset's rows at the source, as named when a query finds nothing."""
+        return {}
 
     @field_validator("refresh_views")
     @classmethod
@@ -121,6 +139,7 @@ class Plan:
     source_count: int
     notes: tuple[str, ...] = ()
     year_count: int | None = None
+    source_version: str | None = None  # the data's version where the source has one (a file)
 
 
 @dataclass
@@ -133,6 +152,17 @@ class Page:
     rows: int
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """What a kind adds upstream of a dataset's ``raw_pages`` (e.g. a bulk file read once for
+    all years): the assets ``raw_pages`` depends on, and their own definitions (jobs, sensors).
+    """
+
+    keys: tuple[dg.AssetKey, ...]
+    assets: tuple[dg.AssetsDefinition, ...]
+    definitions: dg.Definitions
+
+
 class Cleaner(ABC):
     """The offline half of a source kind: reading staged pages back and typing their records.
 
@@ -141,6 +171,11 @@ class Cleaner(ABC):
 
     def __init__(self, config: DatasetConfig) -> None:
         self.config = config
+
+    @property
+    def row_key(self) -> tuple[str, ...]:
+        """Cleaned columns that name a row in errors (none: its position)."""
+        return ()
 
     @abstractmethod
     def columns(self) -> tuple[Column, ...]:

@@ -171,6 +171,7 @@ class StagedPagesIOManager(dg.ConfigurableIOManager):
             "source_count": plan.source_count,
             "year_count": plan.source_count if plan.year_count is None else plan.year_count,
             "notes": list(plan.notes),
+            "source_version": plan.source_version,
             "query": obj.query,
             "slices": [],
         }

@@ -165,6 +165,7 @@ class _Dataset:
     rows_updated_at: int = 0
     view_last_modified: int = 0
     drop_rows_updated_at: bool = False
+    dropped_metadata: frozenset[str] = frozenset()
 
     @property
     def schema(self) -> dict[str, str]:

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from ingest_assets.standin import socrata_soda3 as soda3
 from ingest_assets.standin.http import (
     COMMON_FAULTS,
     FaultQueue,
@@ -121,6 +122,9 @@ def _rows_body(rows: Iterable[Row]) -> bytes:
 
 class _Handler(TrackedHandler):
     def do_GET(self) -> None:
+        self.server.standin._handle(self)
+
+    def do_POST(self) -> None:
         self.server.standin._handle(self)
 
     def log_message(self, format: str, *args: object) -> None:
@@ -243,6 +247,13 @@ class SocrataStandIn(ServedStandIn):
         with self._lock:
             self._dataset(dataset_id).drop_rows_updated_at = drop_rows_updated_at
 
+    def drop_metadata_fields(self, dataset_id: str, *fields: str) -> None:
+        """Leave these out of every metadata answer: ``viewLastModified`` (``/api/views``),
+        ``dataUpdatedAt`` (Metadata API v1), ``data_updated_at`` (catalog).
+        """
+        with self._lock:
+            self._dataset(dataset_id).dropped_metadata = frozenset(fields)
+
     # faults and stats
     def inject(self, fault: str, times: int = 1, endpoint: str | None = None) -> None:
         """Answer the next ``times`` requests (to ``endpoint``: "resource" or "views") badly.
@@ -320,7 +331,14 @@ class SocrataStandIn(ServedStandIn):
         url = urlsplit(handler.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         token = handler.headers.get("X-App-Token") or params.pop("$$app_token", None)
-        endpoint, dataset_id = _route(url.path)
+        api, dataset_id = _route(url.path)
+        if api == "soda3":
+            length = int(handler.headers.get("Content-Length") or 0)
+            try:
+                params = soda3.query_params(handler.rfile.read(length))
+            except soda3.Soda3BodyError as error:
+                params = {"$$body_error": orjson.dumps(error.body).decode()}
+        endpoint = _ENDPOINT_OF_API.get(api, api)
         with self._lock:
             self._request_number += 1
             request_number = self._request_number
@@ -334,7 +352,7 @@ class SocrataStandIn(ServedStandIn):
             if fault is not None and fault.startswith("slow:"):
                 time.sleep(float(fault.partition(":")[2]))
             response = _fault_response(fault) or self._answer(
-                endpoint, dataset_id, params, token, request_number
+                api, dataset_id, params, token, request_number
             )
             handler.send(response, truncate=fault == "truncate")
         finally:
@@ -342,38 +360,50 @@ class SocrataStandIn(ServedStandIn):
 
     def _answer(
         self,
-        endpoint: str,
+        api: str,
         dataset_id: str,
         params: dict[str, str],
         token: str | None,
         request_number: int,
     ) -> _Response:
-        if self._app_token is not None and token is not None and token != self._app_token:
-            return _json_response(403, {"message": "Invalid app_token specified", "error": True})
-        if endpoint == "other":
-            return _json_response(404, {"error": True, "message": "Not found"})
+        refusal = self._refusal(api, params, token)
+        if refusal is not None:
+            return refusal
+        if api == "catalog":
+            with self._lock:
+                ids = params.get("ids", "").split(",")
+                found = [_catalog_resource(self._datasets[i]) for i in ids if i in self._datasets]
+            return _json_response(200, soda3.catalog(found))
         with self._lock:
             dataset = self._datasets.get(dataset_id)
             # Rows are replaced, never changed in place, so a shallow copy is a snapshot.
             snapshot = None if dataset is None else replace(dataset, rows=list(dataset.rows))
         if snapshot is None:
-            if endpoint == "views":
-                message = f"Cannot find view with id {dataset_id}"
-                return _json_response(404, {"code": "not_found", "error": True, "message": message})
-            return _json_response(
-                404,
-                {
-                    "message": "soda.dataset.not-found",
-                    "errorCode": "soda.dataset.not-found",
-                    "data": {"dataset": dataset_id},
-                },
-            )
-        if endpoint == "views":
+            return _not_found(_ENDPOINT_OF_API.get(api, api), dataset_id)
+        if api == "views":
             return _json_response(200, _metadata(snapshot))
+        if api == "metadata_v1":
+            return _json_response(200, _metadata_v1(snapshot))
         try:
-            return self._query(snapshot, params, request_number)
+            answer = self._query(snapshot, params, request_number)
         except _QueryError as error:
             return _json_response(error.status, error.body)
+        if api == "soda3":  # same rows, SODA3's layout
+            rows = orjson.loads(answer.body)
+            return answer._replace(body=soda3.rows_body(rows))
+        return answer
+
+    def _refusal(self, api: str, params: dict[str, str], token: str | None) -> _Response | None:
+        """What the portal answers before looking at the dataset: bad token, path or body."""
+        if self._app_token is not None and token is not None and token != self._app_token:
+            return _json_response(403, {"message": "Invalid app_token specified", "error": True})
+        if api == "other":
+            return _json_response(404, {"error": True, "message": "Not found"})
+        if api == "soda3" and token is None:
+            return _json_response(403, soda3.SODA3_REFUSAL)
+        if "$$body_error" in params:
+            return _Response(400, params["$$body_error"].encode(), {})
+        return None
 
     def _query(self, dataset: _Dataset, params: dict[str, str], request_number: int) -> _Response:
         query = _compile(dataset, params)
@@ -445,11 +475,38 @@ def _compile(dataset: _Dataset, params: Mapping[str, str]) -> _Query:
     return _Query(conditions, items, order, numbers["$limit"], numbers["$offset"])
 
 
+def _not_found(endpoint: str, dataset_id: str) -> _Response:
+    """The portal's 404 for an unknown dataset id, worded as each endpoint words it."""
+    if endpoint == "views":
+        message = f"Cannot find view with id {dataset_id}"
+        return _json_response(404, {"code": "not_found", "error": True, "message": message})
+    return _json_response(
+        404,
+        {
+            "message": "soda.dataset.not-found",
+            "errorCode": "soda.dataset.not-found",
+            "data": {"dataset": dataset_id},
+        },
+    )
+
+
+# SODA3 queries are counted with the 2.1 rows endpoint, metadata v1 with views: same resources.
+_ENDPOINT_OF_API = {"soda3": "resource", "metadata_v1": "views", "catalog": "views"}
+
+
 def _route(path: str) -> tuple[str, str]:
-    """(endpoint, dataset id) for a request path."""
+    """(api, dataset id) for a request path; ``_ENDPOINT_OF_API`` maps the api to its endpoint."""
     match = re.fullmatch(r"/resource/([^/]+)\.json", path)
     if match:
         return "resource", match[1]
+    match = re.fullmatch(r"/api/v3/views/([^/]+)/query\.json", path)
+    if match:
+        return "soda3", match[1]
+    match = re.fullmatch(r"/api/views/metadata/v1/([^/]+)", path)
+    if match:
+        return "metadata_v1", match[1]
+    if path == "/api/catalog/v1":
+        return "catalog", ""
     match = re.fullmatch(r"/api/views/([^/]+?)(?:\.json)?", path)
     if match:
         return "views", match[1]
@@ -521,7 +578,29 @@ def _metadata(dataset: _Dataset) -> dict[str, object]:
         document["rowIdentifierColumnId"] = column_ids[dataset.row_identifier]
     if dataset.drop_rows_updated_at:
         del document["rowsUpdatedAt"]
+    if "viewLastModified" in dataset.dropped_metadata:
+        del document["viewLastModified"]
     return document
+
+
+def _metadata_v1(dataset: _Dataset) -> dict[str, object]:
+    document = soda3.metadata_v1(
+        dataset.dataset_id,
+        dataset.name,
+        dataset.created_at,
+        dataset.rows_updated_at,
+        dataset.view_last_modified,
+    )
+    if "dataUpdatedAt" in dataset.dropped_metadata:
+        del document["dataUpdatedAt"]
+    return document
+
+
+def _catalog_resource(dataset: _Dataset) -> dict[str, object]:
+    resource: dict[str, object] = {"id": dataset.dataset_id, "name": dataset.name}
+    if "data_updated_at" not in dataset.dropped_metadata:
+        resource["data_updated_at"] = soda3.iso(dataset.rows_updated_at)
+    return resource
 
 
 # --- the demo process --------------------------------------------------------------------------

@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS ingest_meta.load_ledger (
     status text NOT NULL CHECK (status IN ('loaded', 'failed')),
     message text
 );
+ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS source_version text;
+ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS rows_before bigint;
+ALTER TABLE ingest_meta.load_ledger ADD COLUMN IF NOT EXISTS shrink_confirmed_by text;
 CREATE TABLE IF NOT EXISTS ingest_meta.watermarks (
     dataset text NOT NULL,
     year integer NOT NULL,
@@ -53,6 +56,7 @@ class LedgerEntry:
     source_count: int
     staged_rows: int
     cleaned_rows: int
+    source_version: str | None = None  # e.g. a bulk file's name@ETag the rows came from
 
 
 def ensure_ledger(conn: psycopg.Connection) -> None:
@@ -68,12 +72,18 @@ def record(
     status: str,
     rows_loaded: int | None,
     message: str | None = None,
+    *,
+    rows_before: int | None = None,
+    confirmed: str | None = None,
 ) -> None:
-    """Write one ledger row for a load attempt (in the caller's transaction)."""
+    """One ledger row; ``rows_before`` is the year's rows the load replaced, ``confirmed`` who
+    confirmed a shrink beyond the catalog's ``max_shrink`` (see ``warehouse.shrink``).
+    """
     conn.execute(
         "INSERT INTO ingest_meta.load_ledger (dataset, target_table, year, run_id, mode, "
-        "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message, "
+        "source_version, rows_before, shrink_confirmed_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             entry.dataset,
             entry.target_table,
@@ -87,6 +97,9 @@ def record(
             entry.started_at,
             status,
             message,
+            entry.source_version,
+            rows_before,
+            confirmed,
         ),
     )
 

@@ -5,8 +5,9 @@ Everything happens in one transaction under an advisory lock on (table, year):
 partition bound implies, so ATTACH need not scan it), stream the Parquet into it with COPY
 (pyarrow formats CSV blocks in C++; no Python row objects; FREEZE, as the table is new), take the
 server's count of the rows COPY inserted and compare it with the source, staged and cleaned
-counts. Only if all four agree is the old year's partition detached and dropped and the new one
-attached in its place, with a ledger row, and committed.
+counts. Only if all four agree, and the shrink guard (``shrink``) accepts the new year's rows
+against the old year's, is the old year's partition detached and dropped and the new one attached
+in its place, with a ledger row, and committed.
 Readers see the old year or the new one, never a mix; a crash at any point rolls everything back;
 two runs of the same year queue on the lock instead of interleaving.
 
@@ -33,6 +34,7 @@ from psycopg import sql
 from ingest_assets.errors import WarehouseError
 from ingest_assets.prefetch import ahead
 from ingest_assets.warehouse import ledger
+from ingest_assets.warehouse.shrink import ShrinkGuard
 from ingest_assets.warehouse.tables import (
     FactsTable,
     ensure_table,
@@ -70,6 +72,7 @@ class LoadResult:
     year_rows: int | None = None  # incremental: the year's rows in the table after merging
     inserted: int = 0
     updated: int = 0
+    refusal: str | None = None  # why the shrink guard kept the old year
 
     @property
     def figures(self) -> dict[str, int]:
@@ -94,6 +97,8 @@ class LoadResult:
         )
 
     def mismatch(self) -> str:
+        if self.refusal:
+            return self.refusal
         names = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.figures.items())
         return f"year {self.year} does not reconcile: {names}"
 
@@ -155,8 +160,11 @@ def replace_year(
     counts: Counts,
     entry: ledger.LedgerEntry,
     analyze: bool = True,
+    guard: ShrinkGuard | None = None,
 ) -> LoadResult:
-    """Atomically replace one year of ``target``; commit only if the counts reconcile."""
+    """Atomically replace one year of ``target``; commit only if the counts reconcile and the
+    ``guard`` (default: none) accepts the shrink from the old year's rows to the new.
+    """
     started = time.monotonic()
     prepare(conn, target)
     with conn.transaction() as tx:
@@ -175,11 +183,17 @@ def replace_year(
         result = LoadResult(year, counts, loaded, False, 0, 0.0, copy_seconds)
         if not result.reconciled:
             raise psycopg.Rollback(tx)
+        current = target.partition_ident(year)
+        exists = partition_exists(conn, target, year)
+        if exists:
+            result.replaced = scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(current))
+        if guard is not None:
+            result.refusal = guard.refusal(entry.dataset, year, result.replaced, loaded)
+            if result.refusal:
+                raise psycopg.Rollback(tx)
         if analyze:  # before DETACH takes the parent's exclusive lock; statistics survive ATTACH
             result.analyze_seconds = analyze_table(conn, staging)
-        current = target.partition_ident(year)
-        if partition_exists(conn, target, year):
-            result.replaced = scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(current))
+        if exists:
             conn.execute(
                 sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(target.ident, current)
             )
@@ -194,7 +208,12 @@ def replace_year(
                 target.ident, current, sql.Literal(year)
             )
         )
-        ledger.record(conn, entry, "loaded", loaded)
+        confirmed = (
+            guard.confirmed_by if guard and guard.exceeded(result.replaced, loaded) else None
+        )
+        ledger.record(
+            conn, entry, "loaded", loaded, rows_before=result.replaced, confirmed=confirmed
+        )
         result.committed = True
     result.seconds = time.monotonic() - started
     return result

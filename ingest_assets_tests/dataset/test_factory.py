@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ingest_assets.catalog import load_catalog
-from ingest_assets.dataset import RECONCILE_CHECK, dataset_definitions, job_name
+from ingest_assets.dataset import EMPTY_YEAR_CHECK, RECONCILE_CHECK, dataset_definitions, job_name
 from ingest_assets.definitions import build_definitions, build_resources
 
 
@@ -36,6 +36,10 @@ def test_the_reconcile_check_is_blocking_and_not_partitioned():
         dataset_definitions(config), dg.Definitions(resources=build_resources())
     )
     facts = definitions.resolve_assets_def(dg.AssetKey([config.name, "facts"]))
-    [spec] = facts.check_specs
+    specs = {spec.name: spec for spec in facts.check_specs}
+    spec = specs[RECONCILE_CHECK]
     assert spec.name == RECONCILE_CHECK and spec.blocking
     assert spec.partitions_def is None and facts.partitions_def is not None
+    warning = specs[EMPTY_YEAR_CHECK]  # the WARN check of #17: never blocks a load
+    assert not warning.blocking and warning.partitions_def is None
+    assert set(specs) == {RECONCILE_CHECK, EMPTY_YEAR_CHECK}

@@ -18,6 +18,7 @@ from ingest_assets.kinds.base import Slice
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
+from ingest_assets.warehouse.shrink import CONFIRM_TAG
 from ingest_assets_tests.reliability.faults import CannedApi, year_checksum
 
 pytestmark = pytest.mark.reliability
@@ -125,12 +126,15 @@ def test_a_response_that_is_not_json_is_retried_then_refused_naming_the_slice(ca
     tally.add("bad_inputs")
 
 
-def test_an_empty_year_loads_zero_rows_replacing_the_old_ones(
+def test_an_empty_year_is_refused_then_loads_zero_rows_once_confirmed(
     instance, canned, warehouse_url, tally
 ):
-    loaded_year(instance, canned, warehouse_url)
+    before = loaded_year(instance, canned, warehouse_url)
     answer(canned, 0, b'{"error": ["bad request - invalid query"]}')
-    result = materialize(instance, canned)
+    refused = materialize(instance, canned, raise_on_error=False)
+    assert not refused.success
+    assert year_checksum(warehouse_url, "facts_data", YEAR) == before
+    result = materialize(instance, canned, tags={CONFIRM_TAG: "true"})
     assert result.success
     assert canned.requests.count("api/api_GET") == 1  # only the good load fetched a page
     [facts] = result.asset_materializations_for_node("nass_bad__facts")
@@ -141,7 +145,7 @@ def test_an_empty_year_loads_zero_rows_replacing_the_old_ones(
         ledger = conn.execute(
             "SELECT status, rows_loaded FROM ingest_meta.load_ledger ORDER BY id"
         ).fetchall()
-    assert ledger == [("loaded", len(RECORDS)), ("loaded", 0)]
+    assert ledger == [("loaded", len(RECORDS)), ("failed", 0), ("loaded", 0)]
     tally.add("bad_inputs")
 
 

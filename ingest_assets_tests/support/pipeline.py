@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,3 +23,35 @@ def nass_resources(
     monkeypatch.setenv("NASS_API_KEY", standin.api_key)
     monkeypatch.setenv("NASS_BASE_URL", standin.base_url)
     return build_resources()
+
+
+PROJECT = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def cli_env(
+    tmp_path: Path, catalog: str, dagster_pg_url: str, warehouse_url: str, **extra: str
+) -> dict[str, str]:
+    """The environment of a ``dagster`` CLI run on ``catalog`` (YAML text): its own Dagster
+    home on the test instance's database, the test warehouse and staging, plus ``extra``."""
+    (tmp_path / "datasets.yaml").write_text(catalog)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": dagster_pg_url,
+        "DATABASE_URL": warehouse_url,
+        "INGEST_DATASETS": str(tmp_path / "datasets.yaml"),
+        "INGEST_STAGING": str(tmp_path / "staging"),
+        **extra,
+    }
+
+
+def run_dagster(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``dagster <args> -m ingest_assets.definitions`` in the project, as CI runs it."""
+    command = [DAGSTER, *args, "-m", "ingest_assets.definitions"]
+    return subprocess.run(
+        command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300
+    )

@@ -6,7 +6,8 @@ Files datasets are re-read whole on every run (there is no watermark in a folder
 
 from __future__ import annotations
 
-from typing import Literal
+import codecs
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -22,11 +23,28 @@ class FilesDatasetConfig(TypedDatasetConfig):
     delimiter: str | None = Field(
         None, min_length=1, max_length=1, description="Default: tab for .tsv/.tab, else comma."
     )
+    encoding: str = Field(
+        "utf-8",
+        description="The files' text encoding (a Python codec name); bytes invalid in it fail "
+        "naming file, line and byte. A UTF-8 byte order mark is never part of the first header.",
+    )
     chunk_rows: int = Field(100_000, ge=1, description="Most rows per staged page.")
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        return {"path": self.path, "year_column": self.year_column}
 
     @property
     def page_format(self) -> str:
         return "csv"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, name: str) -> str:
+        try:
+            return codecs.lookup(name).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {name!r}") from None
 
     @field_validator("mode")
     @classmethod

@@ -13,6 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+MAX_ROW_BYTES = 16 << 20  # one CSV read block; the longest row (a value of megabytes) must fit
+QUOTED_NEWLINES = pacsv.ParseOptions(newlines_in_values=True)
+
 
 def write_page(table: pa.Table) -> bytes:
     """A page body: a header of the column names, then the rows, every value as text."""
@@ -28,4 +31,9 @@ def read_page(body: bytes, columns: Iterable[str]) -> list[dict[str, Any]]:
         strings_can_be_null=True,
         null_values=[""],
     )
-    return pacsv.read_csv(io.BytesIO(body), convert_options=options).to_pylist()
+    return pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(block_size=MAX_ROW_BYTES),
+        parse_options=QUOTED_NEWLINES,
+        convert_options=options,
+    ).to_pylist()

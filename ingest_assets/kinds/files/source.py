@@ -26,11 +26,11 @@ import pyarrow.csv as pacsv
 from ingest_assets.errors import SourceError
 from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.files.config import FilesDatasetConfig
-from ingest_assets.kinds.files.pages import write_page
+from ingest_assets.kinds.files.pages import MAX_ROW_BYTES, write_page
 from ingest_assets.settings import Settings
 
-BLOCK_BYTES = 1 << 20
 _YEAR = r"^\d{4}"
+_BOM_AWARE = {"utf-8": "utf-8-sig"}  # a byte order mark is not part of the first header
 
 
 def snake_case(header: str) -> str:
@@ -61,12 +61,39 @@ class FilesSource(Source):
         return "\t" if name.endswith((".tsv", ".tab")) else ","
 
     def _headers(self, path: str) -> list[str]:
-        with self._fs.open(path, "rt", compression="infer", encoding="utf-8-sig") as handle:
-            line = handle.readline()
+        encoding = self.config.encoding
+        try:
+            with self._fs.open(
+                path, "rt", compression="infer", encoding=_BOM_AWARE.get(encoding, encoding)
+            ) as handle:
+                line = handle.readline()
+        except UnicodeDecodeError:
+            raise SourceError(self._undecodable(path)) from None
         return next(csv.reader([line], delimiter=self._delimiter(path)), [])
 
+    def _undecodable(self, path: str) -> str:
+        """Where the file first stops being text in its declared encoding: line, byte, value.
+
+        Only on the error path: the file is scanned again line by line in Python.
+        """
+        encoding = self.config.encoding
+        offset = 0
+        with self._fs.open(path, "rb", compression="infer") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    line.decode(encoding)
+                except UnicodeDecodeError as exc:
+                    bad = line[exc.start : exc.end]
+                    return (
+                        f"dataset {self.config.name}, file {path}: line {number}, byte "
+                        f"{offset + exc.start:,} ({bad!r}) is not valid {encoding} text; "
+                        "declare the files' encoding in the catalog (encoding: ...)"
+                    )
+                offset += len(line)
+        return f"dataset {self.config.name}, file {path}: not valid {encoding} text"
+
     def batches(self, path: str) -> Iterator[pa.RecordBatch]:
-        """The file's declared columns and year column, as string batches of about 1 MiB."""
+        """The file's declared columns and year column, as string batches of up to 16 MiB."""
         headers = self._headers(path)
         by_name = {snake_case(h): h for h in headers}
         wanted = [*self.config.columns, snake_case(self.config.year_column)]
@@ -79,24 +106,39 @@ class FilesSource(Source):
         names = [f"c{i}" for i in range(len(headers))]
         index = {h: i for i, h in enumerate(headers)}
         picks = {name: names[index[by_name[name]]] for name in dict.fromkeys(wanted)}
-        with self._fs.open(path, "rb", compression="infer") as handle:
-            reader = pacsv.open_csv(
-                handle,
-                read_options=pacsv.ReadOptions(
-                    column_names=names, skip_rows=1, block_size=BLOCK_BYTES
-                ),
-                parse_options=pacsv.ParseOptions(delimiter=self._delimiter(path)),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=list(picks.values()),
-                    column_types=dict.fromkeys(picks.values(), pa.string()),
-                    strings_can_be_null=True,
-                    null_values=[""],
-                ),
-            )
-            for batch in reader:
-                yield pa.RecordBatch.from_arrays(
-                    [batch.column(column) for column in picks.values()], names=list(picks)
+        try:
+            with self._fs.open(path, "rb", compression="infer") as handle:
+                reader = pacsv.open_csv(
+                    handle,
+                    read_options=pacsv.ReadOptions(
+                        column_names=names,
+                        skip_rows=1,
+                        block_size=MAX_ROW_BYTES,
+                        encoding=self.config.encoding,
+                    ),
+                    parse_options=pacsv.ParseOptions(
+                        delimiter=self._delimiter(path), newlines_in_values=True
+                    ),
+                    convert_options=pacsv.ConvertOptions(
+                        include_columns=list(picks.values()),
+                        column_types=dict.fromkeys(picks.values(), pa.string()),
+                        strings_can_be_null=True,
+                        null_values=[""],
+                    ),
                 )
+                for batch in reader:
+                    yield pa.RecordBatch.from_arrays(
+                        [batch.column(column) for column in picks.values()], names=list(picks)
+                    )
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(exc):
+                raise SourceError(self._undecodable(path)) from None
+            if "straddl" in str(exc):
+                raise SourceError(
+                    f"dataset {self.config.name}, file {path}: a row is longer than "
+                    f"{MAX_ROW_BYTES >> 20} MiB, the most the files kind reads"
+                ) from None
+            raise
 
     def _year_mask(self, batch: pa.RecordBatch, year: int, path: str) -> pa.Array:
         values = batch.column(snake_case(self.config.year_column))

@@ -40,6 +40,7 @@ COLUMNS: tuple[Column, ...] = (
 SCHEMA = arrow_schema(COLUMNS)
 _BY_NAME = {c.name: c for c in COLUMNS}
 _CODE = r"^\(.+\)$"
+ROW_KEY = ("short_desc", "state_alpha", "county_code", "reference_period_desc")
 
 
 def _number_or_code(
@@ -173,6 +174,10 @@ class NassCleaner(Cleaner):
 
     def columns(self) -> tuple[Column, ...]:
         return COLUMNS
+
+    @property
+    def row_key(self) -> tuple[str, ...]:
+        return ROW_KEY
 
     def clean_chunks(self, body: bytes, year: int, where: str) -> Iterator[pa.Table]:
         """A CSV page is typed block by block, so memory holds ~9,000 records, not 50,000."""

@@ -7,7 +7,7 @@ loads, not at the first request.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -21,11 +21,23 @@ OPERATORS = ("__LE", "__LT", "__GT", "__GE", "__LIKE", "__NOT_LIKE", "__NE")
 QueryValue = str | int | list[str | int]
 
 
-def _base_name(parameter: str) -> str:
+def split_operator(parameter: str) -> tuple[str, str]:
+    """A filter name as (field, operator): ``year__GE`` → (``year``, ``GE``); no suffix → EQ."""
     for suffix in OPERATORS:
         if parameter.endswith(suffix):
-            return parameter[: -len(suffix)]
-    return parameter
+            return parameter[: -len(suffix)], suffix[2:]
+    return parameter, "EQ"
+
+
+def check_query(query: dict[str, QueryValue]) -> dict[str, QueryValue]:
+    """Refuse filter names Quick Stats does not know, and any year filter (the partition's)."""
+    for name in query:
+        base, _ = split_operator(name)
+        if base == "year":
+            raise ValueError(f"{name!r}: the year comes from the partition; remove it")
+        if base not in QUERY_PARAMETERS:
+            raise ValueError(f"{name!r} is not a Quick Stats parameter")
+    return query
 
 
 class NassDatasetConfig(DatasetConfig):
@@ -50,19 +62,17 @@ class NassDatasetConfig(DatasetConfig):
     )
 
     @property
+    def filters(self) -> dict[str, Any]:
+        return dict(self.query)
+
+    @property
     def page_format(self) -> str:
         return self.response_format
 
     @field_validator("query")
     @classmethod
     def _known_parameters(cls, query: dict[str, QueryValue]) -> dict[str, QueryValue]:
-        for name in query:
-            base = _base_name(name)
-            if base == "year":
-                raise ValueError(f"{name!r}: the year comes from the partition; remove it")
-            if base not in QUERY_PARAMETERS:
-                raise ValueError(f"{name!r} is not a Quick Stats parameter")
-        return query
+        return check_query(query)
 
     @field_validator("split_dimensions")
     @classmethod

@@ -7,7 +7,7 @@ be declared with a type a year can be compared with, so a bad entry fails the de
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -43,11 +43,24 @@ class SocrataDatasetConfig(TypedDatasetConfig):
         description="With dataset_id: the declared column whose year selects the partition.",
     )
     page_size: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=1_000_000, description="Rows per request.")
+    api: Literal["soda3", "soda2", "auto"] = Field(
+        "auto",
+        description=(
+            "Which read API: soda3 (POST /api/v3/views/{id}/query.json, needs SOCRATA_APP_TOKEN), "
+            "soda2 (GET /resource/{id}.json, anonymous allowed) or auto (soda3 when a token is "
+            "set, else soda2)."
+        ),
+    )
     anonymous: bool = Field(
         False,
         description="Fetch from the real portal without SOCRATA_APP_TOKEN (Socrata throttles "
         "anonymous clients). Without it and without a token, nothing is sent to the portal.",
     )
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        dataset = self.dataset_id or self.dataset_ids
+        return {"domain": self.domain, "dataset": dataset, "year_column": self.year_column}
 
     @field_validator("domain")
     @classmethod

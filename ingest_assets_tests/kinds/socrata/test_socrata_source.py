@@ -1,4 +1,8 @@
-"""The Socrata source against the stand-in over HTTP: paging, counts, token, signals, cleaning."""
+"""The Socrata source against the stand-in over HTTP: paging, counts, token, signals, cleaning.
+
+Tests taking ``standin`` run twice: with a token (SODA3, ``POST …/query.json``) and without one
+(SODA 2.1 ``/resource``); ``source_of`` builds the source the way that run's mode implies.
+"""
 
 from pathlib import Path
 
@@ -6,6 +10,7 @@ import dagster as dg
 import orjson
 import pytest
 
+from ingest_assets.automation.sensors import WatchCursor, check_years
 from ingest_assets.errors import CleaningError, SourceError
 from ingest_assets.kinds.socrata.cleaner import SocrataCleaner
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
@@ -13,6 +18,7 @@ from ingest_assets.kinds.socrata.source import SocrataApi
 from ingest_assets.settings import ExplicitSettings
 from ingest_assets.standin.socrata_data import LA311_2017_FIELDS, columns_of, rows_from_portal_csv
 from ingest_assets.standin.socrata_server import SocrataStandIn
+from ingest_assets.standin.socrata_soda3 import deep_offsets
 
 FIXTURE = (
     Path(__file__).resolve().parents[2]
@@ -41,15 +47,24 @@ def la_rows():
     return rows_from_portal_csv(FIXTURE, LA311_2017_FIELDS)
 
 
-@pytest.fixture
-def standin(la_rows):
+@pytest.fixture(params=["soda3", "soda2"])
+def standin(la_rows, request):
     with SocrataStandIn(app_token=TOKEN) as server:
         server.add_dataset("la-2017", la_rows, columns_of(LA311_2017_FIELDS), "srnumber")
+        server.client_token = TOKEN if request.param == "soda3" else ""
         yield server
 
 
-def source_of(standin, token=TOKEN, **fields):
-    return SocrataApi(app_token=token, base_url=standin.base_url).source(config(**fields))
+def source_of(standin, token=None, **fields):
+    token = standin.client_token if token is None else token
+    source = SocrataApi(app_token=token, base_url=standin.base_url).source(config(**fields))
+    assert source.soda3 == bool(token)  # auto: SODA3 exactly when a token is set
+    return source
+
+
+def data_requests(standin) -> list[dict[str, str]]:
+    """Parameters of the row and count queries, whichever API carried them."""
+    return [r.params for r in standin.stats.requests if r.endpoint == "resource"]
 
 
 def test_pages_in_a_total_order_until_a_short_page(standin):
@@ -60,27 +75,46 @@ def test_pages_in_a_total_order_until_a_short_page(standin):
     assert [p.rows for p in pages] == [3_000, 3_000, 3_000, 999]
     keys = [row["srnumber"] for p in pages for row in orjson.loads(p.body)]
     assert len(keys) == len(set(keys)) == 9_999
-    requests = [r.params for r in standin.stats.requests if r.endpoint == "resource"]
-    pages_sent = [p for p in requests if "$offset" in p]
-    assert [p["$offset"] for p in pages_sent] == ["0", "3000", "6000", "9000"]
-    assert {p["$order"] for p in pages_sent} == {"srnumber,:id"}
+    requests = data_requests(standin)
+    pages_sent = [p for p in requests if "$limit" in p]
     assert {p["$limit"] for p in pages_sent} == {"3000"}
+    if standin.client_token:  # SODA3: page numbers over key, then :id
+        assert [p["$offset"] for p in pages_sent] == ["0", "3000", "6000", "9000"]
+        assert {p["$order"] for p in pages_sent} == {"srnumber,:id"}
+        assert all(
+            r.path.startswith("/api/v3/")
+            for r in standin.stats.requests
+            if r.endpoint == "resource"
+        )
+    else:  # SODA2 full load: keyset on :id, no offsets
+        assert deep_offsets(requests) == [] and all("$offset" not in p for p in pages_sent)
+        assert {p["$order"] for p in pages_sent} == {":id"}
+        wheres = [p.get("$where") for p in pages_sent]
+        ids = sorted(r[":id"] for r in standin.rows("la-2017"))
+        assert wheres == [None] + [f":id > '{ids[n - 1]}'" for n in (3000, 6000, 9000)]
     counts = [p for p in requests if p.get("$select") == "count(*) AS n"]
     assert len(counts) == 2  # before paging and after
-    assert all(r.token_sent for r in standin.stats.requests)
+    assert all(r.token_sent == bool(standin.client_token) for r in standin.stats.requests)
 
 
 def test_a_page_size_that_divides_the_count_ends_on_an_empty_page(standin):
     source = source_of(standin, page_size=3_333)
     pages = list(source.fetch(source.plan(2017).slices[0]))
     assert [p.rows for p in pages] == [3_333, 3_333, 3_333]
-    offsets = [r.params.get("$offset") for r in standin.stats.requests if "$offset" in r.params]
-    assert offsets == ["0", "3333", "6666", "9999"]
+    pages_sent = [p for p in data_requests(standin) if "$limit" in p]
+    if standin.client_token:
+        assert [p["$offset"] for p in pages_sent] == ["0", "3333", "6666", "9999"]
+    else:
+        ids = sorted(r[":id"] for r in standin.rows("la-2017"))
+        assert [p.get("$where") for p in pages_sent] == [None] + [
+            f":id > '{ids[n - 1]}'" for n in (3333, 6666, 9999)
+        ]
 
 
 def test_the_token_goes_in_a_header_and_never_into_errors_or_metadata(standin):
     source = source_of(standin)
     assert TOKEN not in str(source.describe_query(2017))
+    assert ("query.json" in source.describe_query(2017)["url"]) == source.soda3
     with pytest.raises(SourceError) as caught:
         source_of(standin, token="wrong-token-zzzz").count(2017)
     assert "SOCRATA_APP_TOKEN" in str(caught.value) and "wrong-token-zzzz" not in str(caught.value)
@@ -113,11 +147,76 @@ def test_change_signal_uses_rows_updated_at_then_view_last_modified(standin, la_
     first = source.change_signal([2017])
     standin.upsert_rows("la-2017", [{**la_rows[0], "status": "Open"}], key="srnumber")
     second = source.change_signal([2017])
-    assert int(second[2017]) > int(first[2017])
+    field, _, stamp = second[2017].partition("=")
+    assert field == "rowsUpdatedAt" and int(stamp) > int(first[2017].partition("=")[2])
     standin.set_metadata_quirk("la-2017")
     metadata = source.change_signal([2017])
-    assert metadata == second  # viewLastModified moves with the rows on this portal
+    # viewLastModified moves with the rows on this portal
+    assert metadata == {2017: f"viewLastModified={stamp}"}
     assert all(r.endpoint in ("views", "resource") for r in standin.stats.requests)
+
+
+def test_change_signal_falls_back_to_metadata_v1_then_the_catalog(standin, la_rows):
+    source = source_of(standin)
+    standin.set_metadata_quirk("la-2017")
+    standin.drop_metadata_fields("la-2017", "viewLastModified")
+    v1 = source.change_signal([2017])[2017]
+    assert v1.startswith("dataUpdatedAt=20") and v1.endswith("Z")
+    standin.upsert_rows("la-2017", [{**la_rows[0], "status": "Open"}], key="srnumber")
+    moved = source.change_signal([2017])[2017]
+    assert moved.startswith("dataUpdatedAt=") and moved > v1
+    standin.drop_metadata_fields("la-2017", "viewLastModified", "dataUpdatedAt")
+    assert source.change_signal([2017])[2017] == moved.replace("dataUpdatedAt", "data_updated_at")
+    paths = [r.path for r in standin.stats.requests if r.endpoint == "views"]
+    assert paths[-3:] == [
+        "/api/views/la-2017.json",
+        "/api/views/metadata/v1/la-2017",
+        "/api/catalog/v1",
+    ]
+    standin.drop_metadata_fields("la-2017", "viewLastModified", "dataUpdatedAt", "data_updated_at")
+    with pytest.raises(SourceError, match=r"none of rowsUpdatedAt, viewLastModified"):
+        source.change_signal([2017])
+
+
+def test_a_declared_column_the_portal_dropped_fails_before_any_data_request(standin, la_rows):
+    columns = columns_of(LA311_2017_FIELDS)
+    del columns["nc"]
+    standin.add_dataset(
+        "la-2017", [{k: v for k, v in r.items() if k != "nc"} for r in la_rows], columns, "srnumber"
+    )
+    standin.reset_stats()
+    with pytest.raises(SourceError) as caught:
+        source_of(standin).plan(2017)
+    message = str(caught.value)
+    assert "la_t, year 2017 (la-2017): declared columns the portal no longer publishes: nc" in (
+        message
+    )
+    assert data_requests(standin) == []  # reported before a count or page was asked for
+    lenient = source_of(standin)
+    lenient.config.__dict__["on_schema_change"] = "add_columns"  # the field #17 adds
+    plan = lenient.plan(2017)
+    assert plan.source_count == 9_999
+    assert any(n.startswith("warning: ") and n.endswith("publishes: nc") for n in plan.notes)
+
+
+def test_undeclared_published_columns_are_noted_and_a_wrong_year_name_fails(standin, la_rows):
+    notes = source_of(standin).plan(2017).notes
+    assert "published but not declared (not loaded): createddate, actiontaken" in notes[0]
+    standin.add_dataset(
+        "la-2017",
+        la_rows,
+        columns_of(LA311_2017_FIELDS),
+        "srnumber",
+        name="MyLA311 Service Request Data 2016",
+    )
+    standin.reset_stats()
+    with pytest.raises(
+        SourceError,
+        match=r"names this dataset 'MyLA311 Service Request Data "
+        r"2016', not year 2017; check dataset_ids",
+    ):
+        source_of(standin).plan(2017)
+    assert data_requests(standin) == []
 
 
 def test_change_signal_of_one_dataset_is_per_year(standin, la_rows):
@@ -183,3 +282,38 @@ def test_an_incremental_plan_of_one_dataset_filters_year_and_watermark(standin, 
     fetched = [row for page in source.fetch(part) for row in orjson.loads(page.body)]
     assert len(fetched) == plan.source_count
     assert all(since <= row["updateddate"] < "2019" for row in fetched)
+
+
+def test_a_200k_row_year_pages_by_keyset_without_duplicates_gaps_or_deep_offsets():
+    rows = [
+        {"srnumber": f"1-{n:07d}", "updateddate": "2017-06-01T00:00:00.000", "nc": str(n % 99)}
+        for n in range(200_000)
+    ]
+    columns = {"srnumber": "text", "updateddate": "calendar_date", "nc": "number"}
+    with SocrataStandIn() as server:
+        server.add_dataset("la-2017", rows, columns, "srnumber")
+        source = SocrataApi(base_url=server.base_url).source(config())
+        part = source.plan(2017).slices[0]
+        pages = list(source.fetch(part))
+        requests = [r.params for r in server.stats.requests if r.endpoint == "resource"]
+        served_ids = [r[":id"] for r in server.rows("la-2017")]
+    fetched = [row for page in pages for row in orjson.loads(page.body)]
+    assert [p.rows for p in pages] == [50_000] * 4  # then an empty page ends the slice
+    assert [row[":id"] for row in fetched] == sorted(served_ids)  # total order, none twice
+    assert sorted(row["srnumber"] for row in fetched) == [r["srnumber"] for r in rows]
+    assert deep_offsets(requests) == [] and all("$offset" not in p for p in requests)
+    assert len([p for p in requests if "$limit" in p]) == 5
+
+
+def test_the_sensor_logic_sees_a_change_without_rows_updated_at(standin, la_rows):
+    # The tick's logic over several ticks; test_socrata_sensor_preview runs one through Dagster.
+    source = source_of(standin)
+    standin.set_metadata_quirk("la-2017")
+    first = check_years(source, [2017], WatchCursor.parse(None))
+    assert first.changed == {} and first.cursor.fingerprints["2017"].startswith("viewLastModified=")
+    quiet = check_years(source, [2017], first.cursor)
+    assert quiet.changed == {}
+    standin.upsert_rows("la-2017", [{**la_rows[0], "status": "Open"}], key="srnumber")
+    moved = check_years(source, [2017], quiet.cursor)
+    assert list(moved.changed) == [2017]
+    assert moved.changed[2017] != first.cursor.fingerprints["2017"]

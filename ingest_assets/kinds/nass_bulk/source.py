@@ -1,0 +1,128 @@
+"""The ``Source`` over a split bulk file, and the ``NassBulkFiles`` resource.
+
+A year's plan is one slice, the year's part, promising the count the pass recorded for it; the
+pages are that part re-read in blocks as Quick Stats CSV pages, so the NASS cleaner types them
+exactly as it types API pages. The change signal of a year is its count and checksum in the
+current split: no request at all, and a new daily file whose rows for a year are the same
+leaves that year's signal unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import requests
+
+from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
+from ingest_assets.kinds.nass.fields import FIELDS
+from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
+from ingest_assets.kinds.nass_bulk.remote import Download, RemoteFile, current_file
+from ingest_assets.kinds.nass_bulk.split import part_name
+from ingest_assets.kinds.nass_bulk.store import SplitStore
+from ingest_assets.settings import Settings
+
+DEFAULT_LISTING_URL = "https://www.nass.usda.gov/datasets/"
+_PAGE_WRITE = pacsv.WriteOptions(include_header=True, quoting_style="all_valid")
+_PART_CONVERT = pacsv.ConvertOptions(
+    column_types=dict.fromkeys(FIELDS, pa.string()), strings_can_be_null=False
+)
+
+
+class NassBulkSource(Source):
+    """A year of a bulk file: its part of the current split, re-read as Quick Stats pages."""
+
+    kind: ClassVar[str] = "nass_bulk"
+    config: NassBulkDatasetConfig
+
+    def __init__(self, config: NassBulkDatasetConfig, files: NassBulkFiles) -> None:
+        super().__init__(config, files)
+        self.store = SplitStore(files.work_dir, config)
+
+    def _year(self, year: int) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
+        folder, manifest = self.store.require_current()
+        return folder, manifest, manifest["years"].get(str(year))
+
+    def plan(self, year: int) -> Plan:
+        _, manifest, part = self._year(year)
+        rows = part["rows"] if part else 0
+        params = {"file": (manifest["file"],), "etag": (manifest["etag"],), "year": (str(year),)}
+        slices = (Slice(key=manifest["file"], params=params, expected_rows=rows),) if rows else ()
+        note = f"bulk file {manifest['file']} (ETag {manifest['etag']}): {rows:,} rows kept"
+        version = f"{manifest['file']}@{manifest['etag']}"
+        return Plan(year, slices, rows, (note,), year_count=rows, source_version=version)
+
+    def count(self, year: int) -> int:
+        _, _, part = self._year(year)
+        return part["rows"] if part else 0
+
+    def fetch(self, part: Slice) -> Iterator[Page]:
+        folder, _, _ = self._year(int(part.params["year"][0]))
+        path = folder / part_name(int(part.params["year"][0]))
+        block = self.config.page_rows * 400  # about 400 bytes a quoted row
+        with pa.CompressedInputStream(pa.OSFile(str(path)), "gzip") as stream:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=block),
+                convert_options=_PART_CONVERT,
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            )
+            for index, batch in enumerate(reader):
+                body = io.BytesIO()
+                pacsv.write_csv(batch, body, _PAGE_WRITE)
+                yield Page(slice=part, index=index, body=body.getvalue(), rows=batch.num_rows)
+
+    def change_signal(self, years: Sequence[int]) -> dict[int, str]:
+        """Per year: its kept rows and their checksum in the current split ("unsplit" before
+        the first pass, so a sensor turned on early records that and waits).
+        """
+        if self.store.current() is None:
+            return dict.fromkeys(years, "unsplit")
+        signals = {}
+        for year in years:
+            _, _, part = self._year(year)
+            signals[year] = f"rows={part['rows']};sha256={part['sha256']}" if part else "rows=0"
+        return signals
+
+    def describe_query(self, year: int) -> dict[str, Any]:
+        _, manifest, _ = self._year(year)
+        return {"file": manifest["file"], "etag": manifest["etag"], "query": self.config.query}
+
+
+class NassBulkFiles(KindResource):
+    """Where the bulk files are listed and where their splits are kept (a local folder).
+
+    ``listing_url`` defaults to NASS's ``datasets/`` page (``NASS_BULK_URL`` points at the
+    stand-in); ``work_dir`` defaults to ``<INGEST_STAGING>/bulk`` (``NASS_BULK_DIR``).
+    """
+
+    resource_key: ClassVar[str] = "nass_bulk_files"
+
+    listing_url: str = DEFAULT_LISTING_URL
+    work_dir: str
+    timeout_seconds: float = 60.0
+    max_resumes: int = 5
+
+    @classmethod
+    def from_settings(cls, config: Settings) -> NassBulkFiles:
+        """``NASS_BULK_URL`` / ``NASS_BULK_DIR`` when set, else NASS's page and the staging."""
+        from ingest_assets.resources import staging_base  # the resources import the kinds
+
+        work_dir = config.nass_bulk_dir or f"{staging_base(config).rstrip('/')}/bulk"
+        return cls(listing_url=config.nass_bulk_url or DEFAULT_LISTING_URL, work_dir=work_dir)
+
+    def remote(self, config: NassBulkDatasetConfig) -> RemoteFile:
+        """The file currently published for the dataset (listing page, then HEAD)."""
+        with requests.Session() as session:
+            return current_file(session, self.listing_url, config.file, self.timeout_seconds)
+
+    def download(self, remote: RemoteFile, path: Path) -> Download:
+        return Download(requests.Session(), remote, path, self.timeout_seconds, self.max_resumes)
+
+    def source(self, config: DatasetConfig) -> NassBulkSource:
+        assert isinstance(config, NassBulkDatasetConfig)
+        return NassBulkSource(config, self)
