@@ -10,7 +10,12 @@ import dagster as dg
 import psycopg
 import pytest
 
-from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets, dataset_definitions
+from ingest_assets.dataset import (
+    EMPTY_YEAR_CHECK,
+    RECONCILE_CHECK,
+    dataset_assets,
+    dataset_definitions,
+)
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
@@ -105,8 +110,9 @@ def test_bulk_and_api_paths_load_identical_tables(
         ).success
     result = materialize(instance, resources, 2020)
     assert result.success
-    [check] = result.get_asset_check_evaluations()
-    assert check.check_name == RECONCILE_CHECK and check.passed
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {RECONCILE_CHECK, EMPTY_YEAR_CHECK}
+    assert checks[RECONCILE_CHECK].passed and checks[EMPTY_YEAR_CHECK].passed
     rows, digest = checksum(warehouse_url, "facts_bulk", 2020)
     assert rows == expected_count(dataset, 2020) > 0
     assert (rows, digest) == checksum(warehouse_url, "facts_api", 2020)
