@@ -6,25 +6,27 @@ when the definitions load; every mistake is reported at once, each naming the en
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from ingest_assets.errors import CatalogError
 from ingest_assets.kinds.base import DatasetConfig
 from ingest_assets.kinds.registry import SOURCE_KINDS
 from ingest_assets.request_budget import HostBudget, parse_budgets
+from ingest_assets.settings import current_settings
 
 DEFAULT_CATALOG = "datasets.yaml"
 
 
 def catalog_path() -> Path:
     """``$INGEST_DATASETS``, else ``datasets.yaml`` in the working directory or the project."""
-    if "INGEST_DATASETS" in os.environ:
-        return Path(os.environ["INGEST_DATASETS"])
+    configured = current_settings().ingest_datasets
+    if configured:
+        return Path(configured)
     local = Path.cwd() / DEFAULT_CATALOG
     return local if local.exists() else Path(__file__).resolve().parents[1] / DEFAULT_CATALOG
 
@@ -33,11 +35,12 @@ def _adapter() -> TypeAdapter:
     models = tuple(kind.config_model for kind in SOURCE_KINDS.values())
     if len(models) == 1:
         return TypeAdapter(models[0])
-    union = Union[models]  # noqa: UP007 (a tuple of classes cannot use the | operator)
-    return TypeAdapter(Annotated[union, Field(discriminator="source")])
+    union = Union[models]  # type: ignore[valid-type]  # noqa: UP007 (built from the registry at run time)
+    discriminated = Annotated[union, Field(discriminator="source")]
+    return TypeAdapter(discriminated)  # type: ignore[arg-type]
 
 
-def _describe(name: str, error: dict[str, Any]) -> str:
+def _describe(name: str, error: ErrorDetails) -> str:
     loc = [str(p) for p in error["loc"]]
     if loc and loc[0] in SOURCE_KINDS:  # drop the union tag pydantic adds
         loc = loc[1:]
@@ -47,6 +50,7 @@ def _describe(name: str, error: dict[str, Any]) -> str:
 
 
 def parse_catalog(document: Any, origin: str = "catalog") -> dict[str, DatasetConfig]:
+    """Validate a parsed catalog document; every problem is reported at once."""
     if not isinstance(document, dict) or not isinstance(document.get("datasets"), dict):
         raise CatalogError(f"{origin}: expected a mapping with a 'datasets:' mapping inside")
     adapter = _adapter()
@@ -89,6 +93,7 @@ def parse_catalog(document: Any, origin: str = "catalog") -> dict[str, DatasetCo
 
 
 def _read(path: Path) -> Any:
+    """The parsed YAML document at ``path``; a missing file names ``INGEST_DATASETS``."""
     try:
         return yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -98,6 +103,7 @@ def _read(path: Path) -> Any:
 
 
 def load_catalog(path: Path | None = None) -> dict[str, DatasetConfig]:
+    """The catalog file (``catalog_path()`` by default), validated."""
     path = path or catalog_path()
     return parse_catalog(_read(path), str(path))
 

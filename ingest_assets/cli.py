@@ -24,6 +24,8 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest_assets.settings import current_settings, plain
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DATASET = "nass_crops_county"
 STANDIN_COMMAND = 'eval "$(./run ingest-assets standin --background)"'
@@ -41,14 +43,15 @@ def prepare_dagster_home() -> Path:
     """
     from ingest_assets.embedded import ingest_home
 
-    chosen = os.environ.get("DAGSTER_HOME")
+    chosen = current_settings().dagster_home
     home = Path(chosen or ingest_home() / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not chosen or not (config.exists() or config.is_symlink()):
         config.unlink(missing_ok=True)
         config.symlink_to(PROJECT_ROOT / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home)  # for Dagster, and the processes started from here
+    current_settings.cache_clear()
     return home
 
 
@@ -70,10 +73,10 @@ def _serve_standins(stack: ExitStack) -> dict[str, str]:
 def _landed(dataset: str, years: Sequence[int]) -> list[tuple]:
     from ingest_assets.catalog import load_catalog
     from ingest_assets.warehouse.resource import Warehouse
+    from ingest_assets.warehouse.tables import scalar
 
     config = load_catalog()[dataset]
-    url = os.environ.get("DATABASE_URL", "")
-    with Warehouse(database_url=url).connect() as conn:
+    with Warehouse(database_url=plain(current_settings().database_url) or "").connect() as conn:
         rows = []
         for year in years:
             ledger = conn.execute(
@@ -81,17 +84,19 @@ def _landed(dataset: str, years: Sequence[int]) -> list[tuple]:
                 "WHERE dataset = %s AND year = %s ORDER BY id DESC LIMIT 1",
                 (dataset, year),
             ).fetchone()
-            count = conn.execute(
+            count = scalar(
+                conn,
                 f'SELECT count(*) FROM "{config.db_schema}"."{config.table}" WHERE year = %s',
                 (year,),
-            ).fetchone()[0]
+            )
             rows.append((year, count, *(ledger or (None, None, "not loaded"))))
     return rows
 
 
 def _still_running() -> str:
     """What the demo leaves running, and how to stop it."""
-    if os.environ.get("DATABASE_URL") and os.environ.get("DAGSTER_PG_URL"):
+    settings = current_settings()
+    if settings.database_url and settings.dagster_pg_url:
         return "Nothing is left running (external PostgreSQL servers)."
     from ingest_assets.embedded import ingest_home
 
@@ -103,6 +108,7 @@ def _still_running() -> str:
 
 
 def demo(args: argparse.Namespace) -> int:
+    """``ingest-assets demo``: materialize example years end to end and show the result."""
     import dagster as dg
 
     from ingest_assets.catalog import load_catalog
@@ -144,6 +150,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def dev(args: argparse.Namespace) -> int:
+    """``ingest-assets dev``: the Dagster UI and daemon, with stand-ins for unset credentials."""
     with ExitStack() as stack:
         _serve_standins(stack)
         prepare_dagster_home()
@@ -219,6 +226,7 @@ def _stop_background() -> int:
 
 
 def standin(args: argparse.Namespace) -> int:
+    """``ingest-assets standin``: serve the API stand-ins (foreground, background or stop)."""
     if args.stop:
         return _stop_background()
     if args.background:
@@ -235,10 +243,11 @@ def _age(finished: datetime) -> str:
 
 
 def status(args: argparse.Namespace) -> int:
+    """``ingest-assets status``: each dataset's latest loads from the ledger."""
     from ingest_assets.warehouse.ledger import latest_loads
     from ingest_assets.warehouse.resource import Warehouse
 
-    warehouse = Warehouse(database_url=os.environ.get("DATABASE_URL", ""))
+    warehouse = Warehouse(database_url=plain(current_settings().database_url) or "")
     warehouse.require_reachable("ingest-assets status")
     with warehouse.connect() as conn:
         loads = latest_loads(conn, args.dataset)
@@ -257,6 +266,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def psql(args: argparse.Namespace) -> int:
+    """``ingest-assets psql``: a psql shell on the warehouse."""
     from ingest_assets.embedded import warehouse_url
 
     program = shutil.which("psql")
@@ -269,6 +279,7 @@ def psql(args: argparse.Namespace) -> int:
 
 
 def stop_db(args: argparse.Namespace) -> int:
+    """``ingest-assets stop-db``: stop the embedded PostgreSQL of this INGEST_HOME."""
     from ingest_assets.embedded import stop_embedded
 
     print("embedded PostgreSQL stopped" if stop_embedded() else "no embedded PostgreSQL running")
@@ -322,6 +333,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``ingest-assets`` command; a mistake a person can fix is one ``error:`` line."""
     from ingest_assets.errors_first import one_line_or_none
 
     parser = _parser()
@@ -335,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except Exception as exc:
         line = str(exc) if isinstance(exc, UsageError) else one_line_or_none(exc)
-        if line is None or os.environ.get("INGEST_DEBUG"):
+        if line is None or current_settings().ingest_debug:
             raise
         print(f"error: {line}", file=sys.stderr)
         return 2

@@ -3,13 +3,11 @@
 ``workspace.yaml`` (``dagster dev``, the code location ``ingest_assets``), ``dg`` (``[tool.dg]``)
 and ``dagster asset materialize -m ingest_assets.definitions`` all load ``defs`` from here. It is
 built lazily, when Dagster asks for it: importing this module reads no catalog and changes no
-process state. Connection settings come from the environment (documented in README's
-Configuration); secrets only ever through ``dg.EnvVar``.
+process state. Connection settings come from ``ingest_assets.settings`` (tabled in README's
+Configuration); resources are built in ``ingest_assets.resources``, secrets as ``dg.EnvVar``.
 """
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 import pyarrow as pa
@@ -17,43 +15,19 @@ import pyarrow as pa
 from ingest_assets.automation.notifications import notify_run_failure, notify_run_success
 from ingest_assets.catalog import load_catalog
 from ingest_assets.dataset import dataset_definitions
-from ingest_assets.embedded import ingest_home
 from ingest_assets.executors import executor_from_env
-from ingest_assets.kinds.registry import SOURCE_KINDS
-from ingest_assets.staging.frames import ParquetFramesIOManager
-from ingest_assets.staging.pages import StagedPagesIOManager
-from ingest_assets.warehouse.resource import Warehouse
-
-
-def staging_base() -> str:
-    """``INGEST_STAGING`` (any fsspec URL, shared by all workers) or a local folder."""
-    return os.environ.get("INGEST_STAGING") or str(ingest_home() / "staging")
-
-
-def _env_or_empty(name: str) -> str | dg.EnvVar:
-    return dg.EnvVar(name) if os.environ.get(name) else ""
-
-
-def build_resources() -> dict[str, object]:
-    base = staging_base().rstrip("/")
-    resources: dict[str, object] = {
-        kind.resource.resource_key: kind.resource.from_env() for kind in SOURCE_KINDS.values()
-    }
-    resources |= {
-        "pages_io_manager": StagedPagesIOManager(base_path=f"{base}/pages"),
-        "frames_io_manager": ParquetFramesIOManager(base_path=f"{base}/frames"),
-        "warehouse": Warehouse(database_url=_env_or_empty("DATABASE_URL")),
-    }
-    return resources
+from ingest_assets.resources import build_resources
+from ingest_assets.settings import current_settings
 
 
 def use_a_memory_pool_that_returns_memory() -> None:
-    """pyarrow's default pool here, mimalloc, keeps freed pages resident: streaming a 1M-row
+    """Pyarrow's default pool here, mimalloc, keeps freed pages resident: streaming a 1M-row
     year through a stage held about twice the memory it does with jemalloc, and jemalloc's own
     10 s decay let the peak follow the size of the largest page (docs/performance.md). Returning
     pages at once costs up to ~0.5 s of cleaning per million rows. An explicit
-    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone."""
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone.
+    """
+    if current_settings().arrow_default_memory_pool:
         return
     try:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
@@ -64,7 +38,8 @@ def use_a_memory_pool_that_returns_memory() -> None:
 
 def build_definitions() -> dg.Definitions:
     """One ``dg.Definitions`` per dataset (its factory's), merged with what all share:
-    resources, the executor and the run-status notification sensors."""
+    resources, the executor and the run-status notification sensors.
+    """
     use_a_memory_pool_that_returns_memory()
     datasets = [dataset_definitions(config) for config in load_catalog().values()]
     shared = dg.Definitions(

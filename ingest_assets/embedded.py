@@ -19,13 +19,15 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from ingest_assets.settings import current_settings, plain
+
 WAREHOUSE_DATABASE = "warehouse"
 DAGSTER_DATABASE = "dagster"
 
 
 def ingest_home() -> Path:
     """Where local state lives: the embedded server's data and the default staging folder."""
-    return Path(os.environ.get("INGEST_HOME", ".ingest")).resolve()
+    return Path(current_settings().ingest_home).resolve()
 
 
 @cache
@@ -70,7 +72,7 @@ def stop_embedded(timeout: float = 30.0) -> bool:
 
 def warehouse_url() -> str:
     """The warehouse: ``DATABASE_URL`` when set, else the embedded server's database."""
-    return os.environ.get("DATABASE_URL") or embedded_url(WAREHOUSE_DATABASE)
+    return plain(current_settings().database_url) or embedded_url(WAREHOUSE_DATABASE)
 
 
 def dagster_storage_url() -> str:
@@ -79,7 +81,7 @@ def dagster_storage_url() -> str:
     dagster-postgres needs the psycopg2 scheme: SQLAlchemy 2.1 maps plain ``postgresql://`` to
     psycopg 3, with which dagster-postgres fails writing events.
     """
-    url = os.environ.get("DAGSTER_PG_URL") or embedded_url(DAGSTER_DATABASE)
+    url = plain(current_settings().dagster_pg_url) or embedded_url(DAGSTER_DATABASE)
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]

@@ -8,7 +8,6 @@ naming what is wrong and what to do; ``INGEST_DEBUG=1`` shows the traceback as w
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import traceback
@@ -18,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from ingest_assets.catalog import load_catalog
 from ingest_assets.errors import CatalogError, WarehouseUnreachable, YearOutOfRange
 from ingest_assets.partitions import check_years
+from ingest_assets.settings import current_settings
 
 FIXABLE = (CatalogError, YearOutOfRange, WarehouseUnreachable)
 
@@ -33,7 +33,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def one_line_or_none(exc: BaseException) -> str | None:
     """The message of a fixable mistake anywhere in ``exc``'s chain, else None. Its first line
-    stands alone; a catalog's further problems follow it, one per line."""
+    stands alone; a catalog's further problems follow it, one per line.
+    """
     for error in _chain(exc):
         if isinstance(error, FIXABLE):
             return str(error)
@@ -83,7 +84,7 @@ def run_dagster_cli(argv: Sequence[str]) -> int:
         if line is None:
             raise
         print(f"error: {line}", file=sys.stderr)
-        if os.environ.get("INGEST_DEBUG"):
+        if current_settings().ingest_debug:
             traceback.print_exc()
         else:
             print("(INGEST_DEBUG=1 shows the traceback)", file=sys.stderr)

@@ -17,25 +17,30 @@ load without an explicit warehouse URL and staging location (the defaults live u
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
+
+from ingest_assets.settings import Settings, current_settings
 
 EXECUTOR_KINDS = ("in_process", "multiprocess", "celery", "k8s")
 SHARED_SETTINGS = ("DATABASE_URL", "INGEST_STAGING")
 CELERY_SETTINGS = ("INGEST_CELERY_BROKER", "INGEST_CELERY_BACKEND")
 
 
-def executor_from_env() -> dg.ExecutorDefinition:
+def _unset(config: Settings, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if getattr(config, name.lower()) is None]
+
+
+def executor_from_env(config: Settings | None = None) -> dg.ExecutorDefinition:
     """The executor named by ``INGEST_EXECUTOR`` (``in_process`` when unset)."""
-    kind = os.environ.get("INGEST_EXECUTOR", "").strip().lower() or "in_process"
+    config = config or current_settings()
+    kind = config.ingest_executor.strip().lower() or "in_process"
     if kind not in EXECUTOR_KINDS:
         raise ValueError(f"INGEST_EXECUTOR={kind!r} is not one of {', '.join(EXECUTOR_KINDS)}")
     if kind == "in_process":
         return dg.in_process_executor
     if kind == "multiprocess":
         return dg.multi_or_in_process_executor
-    missing = [name for name in SHARED_SETTINGS if not os.environ.get(name)]
+    missing = _unset(config, SHARED_SETTINGS)
     if missing:
         raise ValueError(
             f"INGEST_EXECUTOR={kind} runs steps on other workers, which cannot reach this "
@@ -45,7 +50,7 @@ def executor_from_env() -> dg.ExecutorDefinition:
     if kind == "celery":
         from dagster_celery import celery_executor
 
-        unset = [name for name in CELERY_SETTINGS if not os.environ.get(name)]
+        unset = _unset(config, CELERY_SETTINGS)
         if unset:
             raise ValueError(f"INGEST_EXECUTOR=celery needs {' and '.join(unset)} (broker URLs)")
         # Env references, resolved when a run starts: runs read the variables workers read.

@@ -56,6 +56,8 @@ class RetryableResponse(Exception):
 
 @dataclass(frozen=True)
 class Response:
+    """One answered request: status, body, decoded data, headers and the attempts it took."""
+
     status: int
     body: bytes
     data: Any

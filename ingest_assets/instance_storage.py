@@ -24,7 +24,7 @@ class EmbeddedOrExternalPostgresStorage(DagsterPostgresStorage):
         return {"postgres_url": Field(StringSource, is_required=False)}
 
     @classmethod
-    def from_config_value(
+    def from_config_value(  # type: ignore[override]  # our own config type, not postgres_db's
         cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
     ) -> EmbeddedOrExternalPostgresStorage:
         return cls(

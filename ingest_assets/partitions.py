@@ -16,6 +16,7 @@ from ingest_assets.kinds.base import DatasetConfig
 
 
 def yearly_partitions(config: DatasetConfig) -> dg.TimeWindowPartitionsDefinition:
+    """Yearly partitions from the dataset's first year to its last (or the current one)."""
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule="0 0 1 1 *",
         start=str(config.start_year),

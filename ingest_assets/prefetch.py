@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -24,7 +24,30 @@ class _Failed:
         self.error = error
 
 
-def ahead(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> Iterator[T]:
+def _put_until_stopped(buffer: queue.Queue, stop: threading.Event, item: object) -> bool:
+    """Put ``item`` unless the consumer stopped first (polling, so a full buffer cannot hang)."""
+    while not stop.is_set():
+        try:
+            buffer.put(item, timeout=_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _produce(items: Iterable[object], buffer: queue.Queue, stop: threading.Event) -> None:
+    """The producer thread: every item, then ``_DONE``, or the error where it happened."""
+    try:
+        for item in items:
+            if not _put_until_stopped(buffer, stop, item):
+                return
+    except BaseException as exc:  # handed to the consumer, which re-raises it
+        _put_until_stopped(buffer, stop, _Failed(exc))
+        return
+    _put_until_stopped(buffer, stop, _DONE)
+
+
+def ahead(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> Generator[T, None, None]:
     """Yield ``items`` in order while a thread produces up to ``depth`` of them in advance.
 
     An error in the producer is raised in the consumer at the item where it happened; a
@@ -32,27 +55,7 @@ def ahead(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> Iterato
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(_Failed(exc))
-            return
-        put(_DONE)
-
-    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker = threading.Thread(target=_produce, args=(items, buffer, stop), name=name, daemon=True)
     worker.start()
     try:
         while True:

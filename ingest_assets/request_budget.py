@@ -36,6 +36,7 @@ import psycopg
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ingest_assets.errors import CatalogError
+from ingest_assets.warehouse.tables import one_row, scalar
 
 DEFAULT_HOST = "default"
 """The budget key that applies to every non-loopback host without one of its own."""
@@ -101,7 +102,8 @@ _BUDGETS = TypeAdapter(dict[str, HostBudget])
 
 def parse_budgets(section: Any, origin: str = "catalog") -> dict[str, HostBudget]:
     """The catalog's ``budgets:`` section merged over ``DEFAULT_BUDGETS`` (keys: host or
-    host:port, lower case, or ``default``)."""
+    host:port, lower case, or ``default``).
+    """
     if section is None:
         return dict(DEFAULT_BUDGETS)
     try:
@@ -174,7 +176,7 @@ class RequestBudget:
             return
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest_meta.ddl'))")
-            if conn.execute("SELECT to_regnamespace('ingest_meta')").fetchone()[0] is None:
+            if scalar(conn, "SELECT to_regnamespace('ingest_meta')") is None:
                 conn.execute("CREATE SCHEMA IF NOT EXISTS ingest_meta")
             conn.execute(_DDL)
             conn.execute(
@@ -188,19 +190,20 @@ class RequestBudget:
     ) -> tuple[int, float] | None:
         """Reserve a slot: (lease id, seconds until the grant), or None when all are taken."""
         with conn.transaction():
-            next_at, share, blocked, now = conn.execute(
+            next_at, share, blocked, now = one_row(
+                conn,
                 "SELECT next_at, rate_share, blocked_until, clock_timestamp() "
                 "FROM ingest_meta.request_budget WHERE host = %s FOR UPDATE",
                 (host,),
-            ).fetchone()
+            )
             conn.execute(
                 "DELETE FROM ingest_meta.request_leases WHERE host = %s AND (expires_at < %s "
                 "OR holder_pid NOT IN (SELECT pid FROM pg_stat_activity))",
                 (host, now),
             )
-            live = conn.execute(
-                "SELECT count(*) FROM ingest_meta.request_leases WHERE host = %s", (host,)
-            ).fetchone()[0]
+            live = scalar(
+                conn, "SELECT count(*) FROM ingest_meta.request_leases WHERE host = %s", (host,)
+            )
             if live >= budget.concurrency:
                 return None
             interval = budget.interval / share
@@ -212,11 +215,12 @@ class RequestBudget:
                 "UPDATE ingest_meta.request_budget SET next_at = to_timestamp(%s) WHERE host = %s",
                 (max(theoretical, grant) + interval, host),
             )
-            lease_id = conn.execute(
+            lease_id = scalar(
+                conn,
                 "INSERT INTO ingest_meta.request_leases (host, holder_pid, expires_at) "
                 "VALUES (%s, pg_backend_pid(), to_timestamp(%s)) RETURNING id",
                 (host, grant + budget.lease_seconds),
-            ).fetchone()[0]
+            )
             return int(lease_id), grant - now.timestamp()
 
     def _release(
@@ -279,11 +283,12 @@ class RequestBudget:
         host, _ = metered
         conn = self._connection()
         self._ensure(conn, host)
-        row = conn.execute(
+        row = one_row(
+            conn,
             "SELECT rate_share, throttles, (SELECT count(*) FROM ingest_meta.request_leases l "
             "WHERE l.host = b.host) FROM ingest_meta.request_budget b WHERE host = %s",
             (host,),
-        ).fetchone()
+        )
         return {"host": host, "rate_share": row[0], "throttles": row[1], "in_flight": row[2]}
 
 

@@ -46,6 +46,7 @@ class FieldChanges:
 
 
 def evolving(config: DatasetConfig) -> bool:
+    """Whether the catalog lets this dataset's table gain columns (``add_columns``)."""
     return config.on_schema_change == "add_columns"
 
 

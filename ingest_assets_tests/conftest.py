@@ -2,12 +2,21 @@
 
 One embedded server serves the whole session (its data in a temporary INGEST_HOME); each test
 that needs a warehouse gets a database of its own, so tests never see each other's rows.
+
+Every test is marked ``unit`` or ``integration`` here, so ``pytest -m unit`` runs the fast part
+without PostgreSQL. A test is ``integration`` when it uses one of ``SERVER_FIXTURES`` (directly or
+through another fixture), carries the marker itself, or starts processes: its code, a module
+function it calls or one of its fixtures names ``subprocess``, ``sys.executable`` or the
+``dagster dev``/GraphQL helpers. A ``unit`` test that starts a subprocess
+anyway fails, naming the rule, so a misclassified test cannot slow the unit selection unnoticed.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +27,67 @@ import pytest
 from psycopg import sql
 
 _counter = itertools.count()
+
+SERVER_FIXTURES = frozenset(
+    {"ingest_home", "pg_admin_url", "warehouse_url", "dagster_pg_url", "instance"}
+)
+PROCESS_NAMES = ("subprocess", "dagster_dev", "graphql", "sys.executable")
+
+
+def _code_of(item: pytest.Item) -> list[object]:
+    """The test function, the module's functions it calls by name, and its fixtures' functions."""
+    function = getattr(item, "function", None)
+    if function is None:
+        return []
+    module = vars(inspect.getmodule(function) or object())
+    helpers = [
+        module[name] for name in function.__code__.co_names if inspect.isfunction(module.get(name))
+    ]
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    definitions = fixture_info.name2fixturedefs.values() if fixture_info else ()
+    fixtures = [d.func for defs in definitions for d in defs if d.argname != "_fresh_settings"]
+    return [function, *helpers, *fixtures]
+
+
+def _is_integration(item: pytest.Item) -> bool:
+    if item.get_closest_marker("integration"):
+        return True
+    if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    for code in _code_of(item):
+        try:
+            source = inspect.getsource(code)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            continue
+        if any(name in source for name in PROCESS_NAMES):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_integration(item):
+            if not item.get_closest_marker("integration"):
+                item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings are read once per process; each test reads the environment it set up."""
+    from ingest_assets.settings import current_settings
+
+    current_settings.cache_clear()
+    if request.node.get_closest_marker("unit"):
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError(
+                "a unit test started a subprocess: mark it integration (ingest_assets_tests/"
+                "conftest.py)"
+            )
+
+        monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,17 @@ sensors (each run is reported once, whatever happens to the post).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from typing import cast
 
 import dagster as dg
 import requests
+from dagster._core.execution.plan.objects import StepFailureData
 from dagster._utils.error import SerializableErrorInfo
+
+from ingest_assets.settings import Settings, plain
 
 WEBHOOK_ENV = "INGEST_WEBHOOK_URL"
 POST_TIMEOUT_SECONDS = 10.0
@@ -41,7 +46,8 @@ def _year(run: dg.DagsterRun) -> str:
 
 def _asset_of_step(run: dg.DagsterRun, step_key: str | None) -> str:
     """An asset step's key is the asset key joined with ``__``; runs launched for a selection
-    know their keys, others (in-process runs) are mapped back from the step key."""
+    know their keys, others (in-process runs) are mapped back from the step key.
+    """
     for key in run.asset_selection or ():
         if "__".join(key.path) == step_key:
             return key.to_user_string()
@@ -57,10 +63,12 @@ def _error_line(error: SerializableErrorInfo | None) -> str:
 
 
 def failure_text(context: dg.RunFailureSensorContext) -> str:
+    """The failure message: each failed step's asset and first error line, secrets removed."""
     run = context.dagster_run
     lines = [f":red_circle: run {run.run_id[:8]} failed, year {_year(run)}"]
     for event in context.get_step_failure_events():
-        message = _error_line(event.event_specific_data.error)
+        data = event.event_specific_data
+        message = _error_line(data.error if isinstance(data, StepFailureData) else None)
         asset = _asset_of_step(run, event.step_key)
         lines.append(f"• {asset}: {message[:MAX_ERROR_CHARS]}")
     if len(lines) == 1:
@@ -76,7 +84,8 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     ).records
     lines = []
     for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        event = record.event_log_entry.dagster_event
+        evaluation = cast(dg.AssetCheckEvaluation, event and event.event_specific_data)
         if not evaluation.passed:
             about = (evaluation.description or "did not pass")[:MAX_ERROR_CHARS]
             asset = evaluation.asset_key.to_user_string()
@@ -97,13 +106,14 @@ def loaded_rows(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, st
                 (
                     materialization.asset_key.to_user_string(),
                     materialization.partition or "(no year)",
-                    int(materialization.metadata["loaded_rows"].value),
+                    int(cast(int, materialization.metadata["loaded_rows"].value)),
                 )
             )
     return loads
 
 
 def success_text(context: dg.RunStatusSensorContext) -> str | None:
+    """The success message (rows loaded per asset and year), or None when the run loaded nothing."""
     loads = loaded_rows(context.instance, context.dagster_run.run_id)
     if not loads:
         return None
@@ -137,10 +147,10 @@ def concerns_this_project(context: dg.RunStatusSensorContext) -> bool:
     return any("__".join(key.path) in steps for key in ours)
 
 
-def post(text: str, log: dg.DagsterLogManager) -> bool:
+def post(text: str, log: logging.Logger | dg.DagsterLogManager) -> bool:
     """POST ``{"text": text}`` to the webhook; False (and a log line) when not posted."""
     global _announced_off
-    url = os.environ.get(WEBHOOK_ENV)
+    url = plain(Settings().ingest_webhook_url)  # read afresh: set without a restart
     if not url:
         if not _announced_off:
             log.info(f"{WEBHOOK_ENV} is not set: run notifications are off")
@@ -163,6 +173,7 @@ def post(text: str, log: dg.DagsterLogManager) -> bool:
     "(runs of this project's assets, from the UI, the daemon or the CLI).",
 )
 def notify_run_failure(context: dg.RunFailureSensorContext) -> None:
+    """Post a failed run of this project's assets to the webhook."""
     if concerns_this_project(context):
         post(failure_text(context), context.log)
 
@@ -176,6 +187,7 @@ def notify_run_failure(context: dg.RunFailureSensorContext) -> None:
     "(runs of this project's assets, from the UI, the daemon or the CLI).",
 )
 def notify_run_success(context: dg.RunStatusSensorContext) -> None:
+    """Post what a successful run of this project's assets loaded."""
     text = success_text(context) if concerns_this_project(context) else None
     if text:
         post(text, context.log)

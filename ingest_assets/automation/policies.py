@@ -23,4 +23,5 @@ ONE_YEAR_PER_RUN = dg.BackfillPolicy.multi_run(1)
 
 
 def backfill_policy(config: DatasetConfig) -> dg.BackfillPolicy:
+    """One year per run, so a failed year fails alone and retries alone."""
     return ONE_YEAR_PER_RUN

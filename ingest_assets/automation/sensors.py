@@ -74,6 +74,8 @@ def _bound_requests(source: Source) -> None:
 
 @dataclass(frozen=True)
 class TickResult:
+    """What one sensor tick saw: the years checked, the changed ones and the next cursor."""
+
     checked: list[int]
     changed: dict[int, str]
     cursor: WatchCursor
@@ -87,7 +89,8 @@ def check_years(
     budget_seconds: float = TICK_BUDGET_SECONDS,
 ) -> TickResult:
     """Ask the source for the fingerprints of the next years in ``years`` (round robin from
-    ``cursor.next``) and return the changed ones with the updated cursor."""
+    ``cursor.next``) and return the changed ones with the updated cursor.
+    """
     started = time.monotonic()
     window = {str(y) for y in years}
     seen = {y: fp for y, fp in cursor.fingerprints.items() if y in window}

@@ -81,7 +81,8 @@ def _row(keys: pa.Array | None, index: int) -> str:
 
 def _cast(values: pa.Array, target: pa.DataType) -> pa.Array:
     """``pc.cast``, plus dates written as timestamps ("2015-12-18T00:00:00.000", as Socrata
-    sends calendar dates), which Arrow only casts to a date by way of a timestamp."""
+    sends calendar dates), which Arrow only casts to a date by way of a timestamp.
+    """
     if (
         pa.types.is_date(target)
         and pa.types.is_string(values.type)

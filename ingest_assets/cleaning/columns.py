@@ -31,6 +31,8 @@ PG_TYPES = tuple(PG_TO_ARROW)
 
 @dataclass(frozen=True)
 class Column:
+    """A warehouse column: its name and PostgreSQL type, and the Arrow type it is cleaned to."""
+
     name: str
     pg_type: str
 
@@ -40,4 +42,5 @@ class Column:
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    """The Arrow schema the cleaned frames of these columns are written with."""
     return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])

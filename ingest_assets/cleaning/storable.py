@@ -24,7 +24,8 @@ _NUL_SPELLINGS = (b"\x00", b"\\u0000")  # raw, and as a JSON escape
 
 def may_hold_nul(body: bytes) -> bool:
     """False when a staged page cannot hold a NUL byte in any value (a C-speed byte search), so
-    the per-column pass is skipped for the pages (nearly all) that have none."""
+    the per-column pass is skipped for the pages (nearly all) that have none.
+    """
     return any(spelling in body for spelling in _NUL_SPELLINGS)
 
 

@@ -23,6 +23,8 @@ from ingest_assets.kinds.typed import TypedDatasetConfig
 
 
 class TypedColumnsCleaner(Cleaner):
+    """The cleaner of kinds whose catalog entries declare their columns (socrata, files)."""
+
     config: TypedDatasetConfig
 
     def base_columns(self) -> tuple[Column, ...]:

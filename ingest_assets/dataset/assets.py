@@ -38,7 +38,8 @@ FETCH_RETRY = dg.RetryPolicy(
 @contextmanager
 def failing_without_retries() -> Iterator[None]:
     """Turn a ``SourceError`` other than ``SourceUnavailable`` into a ``dg.Failure`` that
-    Dagster does not retry; the error's own one-line message is what the run shows."""
+    Dagster does not retry; the error's own one-line message is what the run shows.
+    """
     try:
         yield
     except SourceUnavailable:
@@ -82,7 +83,10 @@ def _plan(context: dg.AssetExecutionContext, spec: DatasetSpec, source: Source) 
 
 
 def raw_pages_asset(spec: DatasetSpec, deps: tuple[dg.AssetKey, ...] = ()) -> dg.AssetsDefinition:
-    """``deps``: a kind's upstream assets, depended on without loading them as inputs."""
+    """The ``<dataset>/raw_pages`` asset: plan the year and stage its pages.
+
+    ``deps``: a kind's upstream assets, depended on without loading them as inputs.
+    """
     config = spec.config
 
     @dg.asset(
@@ -119,6 +123,8 @@ def raw_pages_asset(spec: DatasetSpec, deps: tuple[dg.AssetKey, ...] = ()) -> dg
 
 
 def cleaned_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    """The ``<dataset>/cleaned`` asset: type the staged pages into Parquet."""
+
     @dg.asset(
         key=spec.key("cleaned"),
         ins={"raw_pages": dg.AssetIn(spec.key("raw_pages"))},

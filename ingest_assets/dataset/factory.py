@@ -37,7 +37,8 @@ def _assets(spec: DatasetSpec, upstream: Upstream) -> list[dg.AssetsDefinition]:
 
 def dataset_assets(config: DatasetConfig) -> list[dg.AssetsDefinition]:
     """The three assets of one catalog entry (the check inside ``facts``) and any upstream
-    asset of its kind, without the rest."""
+    asset of its kind, without the rest.
+    """
     spec = DatasetSpec.of(config)
     upstream = _upstream(spec)
     return [*upstream.assets, *_assets(spec, upstream)]
@@ -47,7 +48,8 @@ def dataset_job(
     spec: DatasetSpec, upstream: Upstream | None = None
 ) -> dg.UnresolvedAssetJobDefinition:
     """All of the dataset's year assets and its check, one year per run (a kind's upstream
-    assets, unpartitioned, have their own job)."""
+    assets, unpartitioned, have their own job).
+    """
     upstream = upstream or _upstream(spec)
     return dg.define_asset_job(
         job_name(spec.name),

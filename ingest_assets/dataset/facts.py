@@ -62,6 +62,7 @@ class YearLoad:
 
 
 def reconcile_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
+    """The blocking ``row_counts_reconcile`` check, described for the dataset's mode."""
     merged = (
         " (the changed rows), and the year's rows in the table = the source's count for the year"
         if spec.incremental
@@ -79,6 +80,7 @@ def reconcile_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
 
 
 def empty_year_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
+    """The non-blocking check that warns of an empty year beside years with data."""
     return dg.AssetCheckSpec(
         EMPTY_YEAR_CHECK,
         asset=spec.key("facts"),
@@ -89,11 +91,13 @@ def empty_year_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
 
 def _loader(mode: str, spec: DatasetSpec, year_count_at_source: int | None, guard: ShrinkGuard):
     """``replace_year`` with the shrink guard for full loads; ``upsert_year`` (which never
-    removes rows) bound to the key and watermark column."""
+    removes rows) bound to the key and watermark column.
+    """
     if mode != "incremental":
         return functools.partial(replace_year, guard=guard)
     config = spec.config
     assert isinstance(config, TypedDatasetConfig) and config.updated_column
+    assert year_count_at_source is not None  # an incremental plan always counts the year
     return functools.partial(
         upsert_year, year_source=year_count_at_source, updated_column=config.updated_column
     )
@@ -226,6 +230,7 @@ def facts_result(
 
 
 def facts_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    """The ``<dataset>/facts`` asset: load the year into PostgreSQL and evaluate its check."""
     config = spec.config
     loaded = (
         f"changed rows merged on {', '.join(spec.target.key)} each run."

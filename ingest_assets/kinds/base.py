@@ -15,13 +15,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import dagster as dg
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ingest_assets.cleaning.columns import Column
 
 if TYPE_CHECKING:
-    import dagster as dg
+    from ingest_assets.settings import Settings
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -41,17 +42,28 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="Dataset name; the asset key prefix and group name.")
-    source: str
+    name: str = Field(
+        description="The entry's key in datasets.yaml: the asset key prefix and group name."
+    )
+    source: str = Field(description="The source kind; selects the kind-specific fields.")
     table: str = Field(description="Target table in the warehouse.")
     db_schema: str = Field("public", alias="schema", description="Warehouse schema of the table.")
     start_year: int = Field(ge=1800, le=2200, description="First yearly partition.")
     end_year: int | None = Field(
         None, ge=1800, le=2200, description="Last partition (default: the current year)."
     )
-    mode: Literal["full", "incremental"] = "full"
-    description: str | None = None
-    owners: list[str] = Field(default_factory=list)
+    mode: Literal["full", "incremental"] = Field(
+        "full",
+        description="`full`: each load replaces the whole year atomically; `incremental`: fetch "
+        "rows changed since the watermark and upsert them by `key` (kinds with declared columns).",
+    )
+    description: str | None = Field(
+        None, description="Shown on each asset in the UI (default `<source> dataset <name>`)."
+    )
+    owners: list[str] = Field(
+        default_factory=list,
+        description="Owners shown in the UI and usable in selections: e-mails or `team:<name>`.",
+    )
     schedule: str = Field("0 6 * * 1", description="Cron for the refresh schedule (UTC).")
     refresh_years: int = Field(2, ge=1, description="How many recent years the schedule refreshes.")
     watch_years: int = Field(
@@ -63,7 +75,7 @@ class DatasetConfig(BaseModel):
         description="Seconds between two ticks of the new-data sensor (each asks the source "
         "for its change signal of the watched years).",
     )
-    analyze: bool = True
+    analyze: bool = Field(True, description="Run `ANALYZE` on the year's partition after a load.")
     max_shrink: float = Field(
         0.5,
         ge=0,
@@ -77,7 +89,9 @@ class DatasetConfig(BaseModel):
         description="A NUL byte in a text value (PostgreSQL cannot store one): 'fail' refuses "
         "the year naming column, row and value; 'strip' removes the NUL bytes.",
     )
-    refresh_views: list[str] = Field(default_factory=list)
+    refresh_views: list[str] = Field(
+        default_factory=list, description="Materialized views to refresh after a load."
+    )
     on_schema_change: Literal["fail", "add_columns"] = Field(
         "fail",
         description="What a change in the source's fields does. 'fail': a new or vanished "
@@ -148,7 +162,8 @@ class Page:
 @dataclass(frozen=True)
 class Upstream:
     """What a kind adds upstream of a dataset's ``raw_pages`` (e.g. a bulk file read once for
-    all years): the assets ``raw_pages`` depends on, and their own definitions (jobs, sensors)."""
+    all years): the assets ``raw_pages`` depends on, and their own definitions (jobs, sensors).
+    """
 
     keys: tuple[dg.AssetKey, ...]
     assets: tuple[dg.AssetsDefinition, ...]
@@ -202,7 +217,8 @@ class Cleaner(ABC):
 
     def clean_chunks(self, body: bytes, year: int, where: str) -> Iterator[pa.Table]:
         """Type one staged page as a stream of tables; a kind whose pages can be parsed in
-        blocks overrides this to bound memory by the block, not the page."""
+        blocks overrides this to bound memory by the block, not the page.
+        """
         yield self.clean_page(body, year, where)
 
 
@@ -241,3 +257,22 @@ class Source(ABC):
     def describe_query(self, year: int) -> dict[str, Any]:
         """The query for a year as shown in metadata; never contains secrets."""
         return {}
+
+
+class KindResource(dg.ConfigurableResource):
+    """The Dagster resource of a source kind: its connection settings, and its ``Source``.
+
+    Every kind's resource is built from the process settings in one place
+    (``ingest_assets.resources``) and found by the assets under ``resource_key``.
+    """
+
+    resource_key: ClassVar[str]
+
+    @classmethod
+    def from_settings(cls, config: Settings) -> KindResource:
+        """The resource as configured by the environment's settings."""
+        raise NotImplementedError
+
+    def source(self, config: DatasetConfig) -> Source:
+        """The network half of the kind for one dataset."""
+        raise NotImplementedError

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import dagster as dg
-
-from ingest_assets.kinds.base import Cleaner, DatasetConfig, Upstream
+from ingest_assets.kinds.base import Cleaner, DatasetConfig, KindResource, Upstream
 from ingest_assets.kinds.files.cleaner import FilesCleaner
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.files.source import FilesStore
@@ -28,9 +26,11 @@ from ingest_assets.kinds.socrata.source import SocrataApi
 
 @dataclass(frozen=True)
 class SourceKind:
+    """What a source kind brings: its catalog model, cleaner and resource."""
+
     config_model: type[DatasetConfig]
     cleaner: type[Cleaner]
-    resource: type[dg.ConfigurableResource]
+    resource: type[KindResource]
     upstream: Callable[[DatasetConfig], Upstream] | None = None
 
 

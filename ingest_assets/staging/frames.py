@@ -24,6 +24,8 @@ from ingest_assets.staging.storage import StagingArea
 
 @dataclass
 class FrameStream:
+    """What ``cleaned`` returns: the schema and the chunks to write, one per staged page."""
+
     schema: pa.Schema
     chunks: Iterator[pa.Table]
 
@@ -53,7 +55,8 @@ class CleanedFrames:
 
 def _markdown_preview(table: pa.Table) -> str:
     """The first rows as a Markdown table, straight from Arrow: importing pandas (and tabulate)
-    for five rows cost every cleaning step about a second of start-up."""
+    for five rows cost every cleaning step about a second of start-up.
+    """
 
     def cell(value: object) -> str:
         return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")

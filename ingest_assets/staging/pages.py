@@ -56,7 +56,8 @@ class StagedPages:
     @property
     def year_count(self) -> int:
         """The source's count for the whole year (differs from ``source_count`` when the
-        plan fetched only changed rows)."""
+        plan fetched only changed rows).
+        """
         return int(self.manifest.get("year_count", self.manifest["source_count"]))
 
     @property
@@ -107,7 +108,8 @@ def _arrivals(
 ) -> Iterator[tuple[int, dict | None, Page | None]]:
     """(slice number, reusable entry, page) for every slice in order: a slice a failed attempt
     staged intact comes once with its entry; any other once per page as fetched, then once
-    with neither, saying the slice is complete (so it is recorded before a later one fails)."""
+    with neither, saying the slice is complete (so it is recorded before a later one fails).
+    """
     for number, part in enumerate(plan.slices, start=1):
         previous = reusable.get(part.key)
         if previous and _same_request(previous, part):

@@ -3,20 +3,23 @@
 Here: serving on a local port from a daemon thread (start/stop, a with-block, the bound
 address), a server that drops its kept-alive connections when stopped, a handler base that
 tracks its connection and sends headers and body without Nagle delays, and a thread-safe queue
-of injected faults with the fault names every stand-in accepts. What a request is answered with
-(routes, bodies, what each fault looks like, statistics) stays in the stand-in's own module.
+of injected faults with the fault names every stand-in accepts, and the request statistics tests
+assert on. What a request is answered with (routes, bodies, what each fault looks like) stays in
+the stand-in's own module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 COMMON_FAULTS = (
     "429",
@@ -34,7 +37,8 @@ COMMON_FAULTS = (
 
 class StandInServer(ThreadingHTTPServer):
     """Tracks its open connections so that stopping also drops idle keep-alive ones; handlers
-    reach their stand-in as `self.server.standin`."""
+    reach their stand-in as `self.server.standin`.
+    """
 
     request_queue_size = 128
 
@@ -80,7 +84,8 @@ class TrackedHandler(BaseHTTPRequestHandler):
 
 class ServedStandIn:
     """A stand-in served by a StandInServer from a daemon thread: `start()`/`stop()` or a
-    with-block. `handler` answers its requests; `thread_name` names the serving thread."""
+    with-block. `handler` answers its requests; `thread_name` names the serving thread.
+    """
 
     def __init__(
         self, host: str, port: int, handler: type[TrackedHandler], thread_name: str
@@ -160,3 +165,99 @@ class FaultQueue:
                         self._faults.remove(fault)
                     return fault.name
         return None
+
+
+class HasEndpoint(Protocol):
+    """What a stand-in logs of a request: at least the endpoint it was routed to."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+
+RequestT = TypeVar("RequestT", bound=HasEndpoint)
+
+
+class RequestStats(Generic[RequestT]):
+    """Thread-safe request statistics of a stand-in, the same counters for every API.
+
+    Handler threads call ``started``/``finished`` around each request (``served``,
+    ``fault_served`` and ``cache_lookup`` in between); tests read a ``snapshot`` or the live
+    counters and ``reset`` them between phases. ``peak_concurrency`` restarts from the requests
+    still in flight, so a reset during traffic stays truthful.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests_by_endpoint: Counter[str] = Counter()
+        self.requests: list[RequestT] = []
+        self.faults_served: Counter[str] = Counter()
+        self.rows_served = 0
+        self.max_rows_served = 0
+        self.in_flight = 0
+        self.peak_concurrency = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests_by_endpoint.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests_by_endpoint.clear()
+            self.requests.clear()
+            self.faults_served.clear()
+            self.rows_served = self.max_rows_served = 0
+            self.cache_hits = self.cache_misses = 0
+            self.peak_concurrency = self.in_flight
+
+    def snapshot(self) -> RequestStats[RequestT]:
+        """A consistent copy, safe to read while requests run."""
+        with self._lock:
+            state = {k: copy.deepcopy(v) for k, v in vars(self).items() if k != "_lock"}
+        copied: RequestStats[RequestT] = RequestStats()
+        vars(copied).update(state)
+        return copied
+
+    def started(self, request: RequestT | None = None) -> None:
+        """A request arrived; logged now when given (else by ``finished``)."""
+        with self._lock:
+            self.in_flight += 1
+            self.peak_concurrency = max(self.peak_concurrency, self.in_flight)
+            if request is not None:
+                self._log(request)
+
+    def finished(
+        self, request: RequestT | None = None, rows: int = 0, fault: str | None = None
+    ) -> None:
+        """A request was answered (or dropped): log it when given, count its rows and fault."""
+        with self._lock:
+            self.in_flight -= 1
+            if request is not None:
+                self._log(request)
+            self._served(rows)
+            if fault:
+                self.faults_served[fault] += 1
+
+    def served(self, rows: int) -> None:
+        with self._lock:
+            self._served(rows)
+
+    def fault_served(self, fault: str) -> None:
+        with self._lock:
+            self.faults_served[fault] += 1
+
+    def cache_lookup(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.cache_hits += 1
+            else:
+                self.cache_misses += 1
+
+    def _log(self, request: RequestT) -> None:
+        self.requests_by_endpoint[request.endpoint] += 1
+        self.requests.append(request)
+
+    def _served(self, rows: int) -> None:
+        self.rows_served += rows
+        self.max_rows_served = max(self.max_rows_served, rows)

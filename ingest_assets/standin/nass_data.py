@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ingest_assets.kinds.nass.fields import FIELDS
 
@@ -300,7 +300,7 @@ _LEVELS: dict[str, int] = {
 """Filterable fields (all but `Value` and `CV (%)`, as in the real API) and their level."""
 
 _OPERATORS = frozenset(("GE", "GT", "LE", "LT", "NE", "LIKE", "NOT_LIKE"))
-_COMPARISONS: dict[str, Callable[[object, object], bool]] = {
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "GE": operator.ge,
     "GT": operator.gt,
     "LE": operator.le,
@@ -611,13 +611,15 @@ class NassDataset:
     @property
     def generation(self) -> int:
         """A number that changes whenever the data changes (every `revise()`); anything derived
-        from the records is stale once it moves."""
+        from the records is stale once it moves.
+        """
         with self._lock:
             return self._generation
 
     def revise(self, year: int, records: int | None = None) -> None:
         """Simulate NASS revising `year`: new load_time, about a quarter of the Values redrawn,
-        and optionally a new record count (which may also add a year)."""
+        and optionally a new record count (which may also add a year).
+        """
         with self._lock:
             self._revisions[year] = self._revisions.get(year, 0) + 1
             self._generation += 1
@@ -646,7 +648,8 @@ class NassDataset:
     def rows(self, filters: Filters = ()) -> Iterator[Row]:
         """Stream the matching records as tuples of strings in `FIELDS` order (`year` a string
         too, as in CSV): the records of `records(filters)`, in the same order, without the cost
-        of building a dict per record."""
+        of building a dict per record.
+        """
         query = _Query(filters)
         for node in self._walk(query, _COMMODITY):
             yield from self._leaf_rows(query, node)
@@ -705,7 +708,8 @@ class NassDataset:
 
     def _walk(self, query: _Query, depth: int) -> Iterator[_Node]:
         """Nodes at `depth` (year to commodity) that have records and pass the filters of their
-        own and upper levels."""
+        own and upper levels; one level per method, each descending only when asked to.
+        """
         if not query.accepts(_CONSTANT, CONSTANTS):
             return
         for year in self.years:
@@ -716,23 +720,31 @@ class NassDataset:
                 if plan.total:
                     yield _Node(year, revision, plan.total)
                 continue
-            for s, state_size in enumerate(plan.states):
-                if not state_size or not query.accepts(
-                    _STATE, self._state_values(year, revision, s)
-                ):
-                    continue
-                if depth == _STATE:
-                    yield _Node(year, revision, state_size, s)
-                    continue
-                for c, county_size in enumerate(plan.counties[s]):
-                    if not county_size or not query.accepts(_COUNTY, self._counties[s][c]):
-                        continue
-                    if depth == _COUNTY:
-                        yield _Node(year, revision, county_size, s, c)
-                        continue
-                    for m, size in enumerate(plan.leaves[s][c]):
-                        if size and query.accepts(_COMMODITY, COMMODITIES[m].values):
-                            yield _Node(year, revision, size, s, c, m)
+            yield from self._walk_states(query, depth, year, revision, plan)
+
+    def _walk_states(
+        self, query: _Query, depth: int, year: int, revision: int, plan: _Plan
+    ) -> Iterator[_Node]:
+        for s, state_size in enumerate(plan.states):
+            if not state_size or not query.accepts(_STATE, self._state_values(year, revision, s)):
+                continue
+            if depth == _STATE:
+                yield _Node(year, revision, state_size, s)
+                continue
+            yield from self._walk_counties(query, depth, year, revision, plan, s)
+
+    def _walk_counties(
+        self, query: _Query, depth: int, year: int, revision: int, plan: _Plan, s: int
+    ) -> Iterator[_Node]:
+        for c, county_size in enumerate(plan.counties[s]):
+            if not county_size or not query.accepts(_COUNTY, self._counties[s][c]):
+                continue
+            if depth == _COUNTY:
+                yield _Node(year, revision, county_size, s, c)
+                continue
+            for m, size in enumerate(plan.leaves[s][c]):
+                if size and query.accepts(_COMMODITY, COMMODITIES[m].values):
+                    yield _Node(year, revision, size, s, c, m)
 
     @staticmethod
     def _node_count(query: _Query, node: _Node) -> int:
@@ -765,7 +777,8 @@ class NassDataset:
     def _leaf_cells(self, query: _Query, node: _Node) -> list[_Cells]:
         """The per-record part of a leaf's matching records: statistic, (domain_desc,
         domaincat_desc), Value and CV (%). The one place record values are drawn, and the hot
-        loop of every body: a list, as resuming a generator per record costs more."""
+        loop of every body: a list, as resuming a generator per record costs more.
+        """
         key = _hash(self.seed, node.year, node.state, node.county, node.commodity)
         statistics = COMMODITIES[node.commodity].statistics
         revision = node.revision

@@ -22,7 +22,6 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -33,6 +32,7 @@ from ingest_assets.kinds.nass.fields import FIELDS
 from ingest_assets.standin.http import (
     COMMON_FAULTS,
     FaultQueue,
+    RequestStats,
     ServedStandIn,
     TrackedHandler,
 )
@@ -93,7 +93,7 @@ _ERROR_PAGES: dict[str, tuple[int, bytes, tuple[tuple[str, str], ...]]] = {
 
 
 def csv_lines(rows: Sequence[Sequence[str]]) -> str:
-    """`rows` as Quick Stats CSV lines: every field quoted, `"` doubled, `\n` line endings.
+    r"""`rows` as Quick Stats CSV lines: every field quoted, `"` doubled, `\n` line endings.
 
     Each line is one join; the rare batch with a `"` in a value (found by counting quotes: the
     joins alone put exactly 2 per field) is joined again with its fields escaped.
@@ -127,55 +127,8 @@ class LoggedRequest:
     client: str = ""
 
 
-class NassStats:
-    """Thread-safe request statistics of a NassStandIn."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests_by_endpoint: Counter[str] = Counter()
-        self.requests: list[LoggedRequest] = []
-        self.faults_served: Counter[str] = Counter()
-        self.records_served = 0
-        self.max_records_served = 0
-        self.in_flight = 0
-        self.peak_concurrency = 0
-        self.cache_hits = 0
-        self.cache_misses = 0
-
-    @property
-    def total_requests(self) -> int:
-        return sum(self.requests_by_endpoint.values())
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests_by_endpoint.clear()
-            self.requests.clear()
-            self.faults_served.clear()
-            self.records_served = self.max_records_served = 0
-            self.cache_hits = self.cache_misses = 0
-            self.peak_concurrency = self.in_flight
-
-    def cache_lookup(self, hit: bool) -> None:
-        with self._lock:
-            if hit:
-                self.cache_hits += 1
-            else:
-                self.cache_misses += 1
-
-    def started(self) -> None:
-        with self._lock:
-            self.in_flight += 1
-            self.peak_concurrency = max(self.peak_concurrency, self.in_flight)
-
-    def finished(self, request: LoggedRequest, records: int, fault: str | None) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            self.requests_by_endpoint[request.endpoint] += 1
-            self.requests.append(request)
-            self.records_served += records
-            self.max_records_served = max(self.max_records_served, records)
-            if fault:
-                self.faults_served[fault] += 1
+NassStats = RequestStats[LoggedRequest]
+"""The NASS stand-in's statistics: its requests logged with the key redacted."""
 
 
 _CacheKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -185,7 +138,8 @@ _CacheKey = tuple[str, tuple[tuple[str, str], ...]]
 class _ResponseCache:
     """Rendered api_GET bodies by (format, filters), valid for the dataset generation they were
     rendered at: a request that sees a newer generation (`NassDataset.revise()` moves it) drops
-    every body, so none is served after the data changed."""
+    every body, so none is served after the data changed.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -194,7 +148,8 @@ class _ResponseCache:
 
     def get(self, key: _CacheKey, generation: int) -> tuple[tuple[bytes, ...], int] | None:
         """The body's pieces and record count, if rendered from the data of `generation` (the
-        dataset's current one, read before the request looked at the data)."""
+        dataset's current one, read before the request looked at the data).
+        """
         with self._lock:
             if generation != self._generation:
                 self._bodies.clear()
@@ -257,7 +212,8 @@ class NassStandIn(ServedStandIn):
 
     def inject(self, fault: str, times: int = 1, endpoint: str | None = None) -> None:
         """Serve `fault` to the next `times` requests to `endpoint` (None: any endpoint;
-        `short:<n>` only ever applies to api_GET). Faults queue up in order."""
+        `short:<n>` only ever applies to api_GET). Faults queue up in order.
+        """
         _check_fault(fault)
         if endpoint is not None and endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; use one of {ENDPOINTS}")
@@ -323,7 +279,8 @@ class _Handler(TrackedHandler):
 
     def _log(self, status: int) -> None:
         """Record the request once, before its last bytes go out (so a client that has read
-        the whole response always finds it in the statistics)."""
+        the whole response always finds it in the statistics).
+        """
         if not self._logged:
             self._logged = True
             request = dataclasses.replace(self._request, status=status)
@@ -403,7 +360,9 @@ class _Handler(TrackedHandler):
         """The body of the first `limit` records matching `filters` in format `fmt`."""
         extra = dict(standin.extra_fields)
         if fmt == "CSV":
-            rows = itertools.islice(standin.dataset.rows(filters), max(limit, 0))
+            rows: Iterator[tuple[str, ...]] = itertools.islice(
+                standin.dataset.rows(filters), max(limit, 0)
+            )
             if extra:
                 rows = (row + tuple(extra.values()) for row in rows)
             return self._csv_body(rows, tuple(extra))

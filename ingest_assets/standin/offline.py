@@ -18,17 +18,18 @@ from pathlib import Path
 
 from ingest_assets.kinds.base import DatasetConfig
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
+from ingest_assets.settings import current_settings
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
-from ingest_assets.standin.socrata_server import (
+from ingest_assets.standin.socrata_data import (
     LA311_2017_FIELDS,
     SEATTLE_PET_LICENSE_FIELDS,
     Field,
     Row,
-    SocrataStandIn,
     columns_of,
     rows_from_portal_csv,
 )
+from ingest_assets.standin.socrata_server import SocrataStandIn
 
 FIXTURES = Path(__file__).resolve().parents[2] / "ingest_assets_tests" / "fixtures" / "socrata"
 # Demo sizes: small years, plus one over the 50,000-record limit to show the split planner.
@@ -41,7 +42,9 @@ SNAPSHOTS: dict[tuple[str, str], tuple[str, Mapping[str, Field]]] = {
         SEATTLE_PET_LICENSE_FIELDS,
     ),
 }
-PER_YEAR_PORTALS = {"data.lacity.org": LA311_FIXTURE}
+PER_YEAR_PORTALS: dict[str, tuple[str, Mapping[str, Field], int]] = {
+    "data.lacity.org": LA311_FIXTURE
+}
 _LEADING_YEAR = re.compile(r"^(\d{4})-")
 
 
@@ -87,16 +90,18 @@ def serve_offline(stack: ExitStack, catalog: Mapping[str, DatasetConfig]) -> dic
     are also set in this process, so commands started from it use them.
     """
     environment: dict[str, str] = {}
-    if not os.environ.get("NASS_API_KEY"):
+    settings = current_settings()
+    if not settings.nass_api_key:
         nass = stack.enter_context(NassStandIn(NassDataset(records_per_year=NASS_RECORDS)))
         environment |= {
             "NASS_BASE_URL": nass.base_url,
             "NASS_API_KEY": nass.api_key,
             "NASS_MIN_INTERVAL_SECONDS": "0",
         }
-    if not os.environ.get("SOCRATA_APP_TOKEN") and not os.environ.get("SOCRATA_BASE_URL"):
+    if not settings.socrata_app_token and not settings.socrata_base_url:
         socrata = stack.enter_context(SocrataStandIn())
         load_catalog_datasets(socrata, catalog)
         environment["SOCRATA_BASE_URL"] = socrata.base_url
     os.environ.update(environment)
+    current_settings.cache_clear()  # this process reads the stand-ins' URLs from now on
     return environment

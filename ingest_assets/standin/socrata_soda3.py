@@ -67,12 +67,13 @@ def _split_soql(text: str) -> dict[str, str]:
 
 
 def rows_body(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """Rows laid out as SODA3 does (an empty answer is ``[\\n]\\n``)."""
+    r"""Rows laid out as SODA3 does (an empty answer is ``[\n]\n``)."""
     lines = [orjson.dumps(row) for row in rows]
     return b"[\n" + b"".join([b",\n".join(lines), b"\n"] if lines else []) + b"]\n"
 
 
 def iso(epoch: int) -> str:
+    """An epoch second as the catalog API writes timestamps (UTC, milliseconds, ``Z``)."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 

@@ -29,6 +29,7 @@ def _years_loaded(conn: psycopg.Connection, dataset: str) -> dict[int, int]:
 
 
 def describe_filters(filters: Mapping[str, Any]) -> str:
+    """A dataset's source filters in one line, for the empty-year messages."""
     return ", ".join(f"{k}: {v}" for k, v in filters.items()) or "(no filters)"
 
 

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS ingest_meta.watermarks (
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """The identity of one load attempt as the ledger records it."""
+
     dataset: str
     target_table: str
     year: int
@@ -58,6 +60,7 @@ class LedgerEntry:
 
 
 def ensure_ledger(conn: psycopg.Connection) -> None:
+    """Create the ledger tables if missing, serialized against concurrent loaders."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('ingest_meta.ddl'))")
     ensure_schema(conn, "ingest_meta")
     conn.execute(DDL)
@@ -74,7 +77,8 @@ def record(
     confirmed: str | None = None,
 ) -> None:
     """One ledger row; ``rows_before`` is the year's rows the load replaced, ``confirmed`` who
-    confirmed a shrink beyond the catalog's ``max_shrink`` (see ``warehouse.shrink``)."""
+    confirmed a shrink beyond the catalog's ``max_shrink`` (see ``warehouse.shrink``).
+    """
     conn.execute(
         "INSERT INTO ingest_meta.load_ledger (dataset, target_table, year, run_id, mode, "
         "rows_loaded, source_count, staged_rows, cleaned_rows, started_at, status, message, "
@@ -101,6 +105,7 @@ def record(
 
 
 def read_watermark(conn: psycopg.Connection, dataset: str, year: int) -> str | None:
+    """The stored watermark of a dataset's year, if any."""
     row = conn.execute(
         "SELECT value FROM ingest_meta.watermarks WHERE dataset = %s AND year = %s",
         (dataset, year),
@@ -109,6 +114,7 @@ def read_watermark(conn: psycopg.Connection, dataset: str, year: int) -> str | N
 
 
 def write_watermark(conn: psycopg.Connection, dataset: str, year: int, value: str) -> None:
+    """Store the watermark of a dataset's year (in the caller's transaction)."""
     conn.execute(
         "INSERT INTO ingest_meta.watermarks (dataset, year, value) VALUES (%s, %s, %s) "
         "ON CONFLICT (dataset, year) DO UPDATE SET value = excluded.value, updated_at = now()",

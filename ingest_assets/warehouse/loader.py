@@ -40,6 +40,7 @@ from ingest_assets.warehouse.tables import (
     ensure_table,
     evolve_table,
     partition_exists,
+    scalar,
     year_count,
 )
 
@@ -58,6 +59,8 @@ class Counts:
 
 @dataclass
 class LoadResult:
+    """The figures of one year's load, for the check, the ledger and the UI."""
+
     year: int
     counts: Counts
     loaded: int
@@ -83,7 +86,10 @@ class LoadResult:
         }
         if self.year_source is None:
             return chain
-        return chain | {"year_source_count": self.year_source, "year_table_rows": self.year_rows}
+        return chain | {
+            "year_source_count": self.year_source,
+            "year_table_rows": self.year_rows or 0,
+        }
 
     @property
     def reconciled(self) -> bool:
@@ -101,7 +107,8 @@ class LoadResult:
 
 def csv_blocks(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
     """Format record batches as COPY-ready CSV (NULL unquoted, empty strings quoted), in blocks
-    of ``COPY_BLOCK_ROWS``."""
+    of ``COPY_BLOCK_ROWS``.
+    """
     for batch in batches:
         for offset in range(0, batch.num_rows, COPY_BLOCK_ROWS):
             buffer = io.BytesIO()
@@ -140,6 +147,7 @@ def analyze_table(conn: psycopg.Connection, ident: sql.Composable) -> float:
 
 
 def lock_year(conn: psycopg.Connection, target: FactsTable, year: int) -> None:
+    """Serialize loads of one table's year for the rest of the transaction."""
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext(%s), %s)",
         (f"{target.schema}.{target.table}", year),
@@ -157,7 +165,8 @@ def replace_year(
     guard: ShrinkGuard | None = None,
 ) -> LoadResult:
     """Atomically replace one year of ``target``; commit only if the counts reconcile and the
-    ``guard`` (default: none) accepts the shrink from the old year's rows to the new."""
+    ``guard`` (default: none) accepts the shrink from the old year's rows to the new.
+    """
     started = time.monotonic()
     prepare(conn, target)
     with conn.transaction() as tx:
@@ -181,9 +190,7 @@ def replace_year(
         current = target.partition_ident(year)
         exists = partition_exists(conn, target, year)
         if exists:
-            result.replaced = conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(current)
-            ).fetchone()[0]
+            result.replaced = scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(current))
         if guard is not None:
             result.refusal = guard.refusal(entry.dataset, year, result.replaced, loaded)
             if result.refusal:
@@ -279,7 +286,7 @@ def upsert_year(
         copy_started = time.monotonic()
         copy_into(conn, changes, target.column_list, csv_blocks(batches))
         copy_seconds = time.monotonic() - copy_started
-        loaded = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(changes)).fetchone()[0]
+        loaded = scalar(conn, sql.SQL("SELECT count(*) FROM {}").format(changes))
         result = LoadResult(year, counts, loaded, False, 0, 0.0, copy_seconds)
         result.year_source = year_source
         keys = sql.SQL(", ").join(map(sql.Identifier, ["year", *target.key]))
@@ -322,9 +329,9 @@ def upsert_year(
         if not result.reconciled:
             raise psycopg.Rollback(tx)
         result.columns_added = added  # only a committed load added them
-        newest = conn.execute(
-            sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(updated_column), changes)
-        ).fetchone()[0]
+        newest = scalar(
+            conn, sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(updated_column), changes)
+        )
         previous = ledger.read_watermark(conn, entry.dataset, year)
         if newest is not None and (previous is None or _watermark_text(newest) > previous):
             ledger.write_watermark(conn, entry.dataset, year, _watermark_text(newest))
@@ -339,10 +346,12 @@ def upsert_year(
 def record_failure(
     conn: psycopg.Connection, entry: ledger.LedgerEntry, message: str, loaded: int | None = None
 ) -> None:
+    """Record a failed load in the ledger, in its own transaction."""
     with conn.transaction():
         ledger.ensure_ledger(conn)
         ledger.record(conn, entry, "failed", loaded, message[:2000])
 
 
 def now() -> datetime:
+    """The current time in UTC (the ledger's clock)."""
     return datetime.now(UTC)

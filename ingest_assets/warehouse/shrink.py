@@ -15,9 +15,10 @@ or, for ``dagster asset materialize`` (which has no ``--tags``), the variable
 from __future__ import annotations
 
 import getpass
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from ingest_assets.settings import current_settings
 
 CONFIRM_TAG = "ingest/confirm_shrink"
 CONFIRM_ENV = "INGEST_CONFIRM_SHRINK"
@@ -54,7 +55,7 @@ def confirmation(tags: Mapping[str, str], dataset: str, year: int) -> str | None
     """Who confirmed a shrink of this year for the run, or None."""
     if tags.get(CONFIRM_TAG, "").lower() == "true":
         return f"tag {CONFIRM_TAG} by {tags.get(USER_TAG) or 'an unnamed user'}"
-    entries = {e.strip() for e in os.environ.get(CONFIRM_ENV, "").split(",")}
+    entries = {e.strip() for e in current_settings().ingest_confirm_shrink.split(",")}
     if dataset in entries or f"{dataset}/{year}" in entries:
         return f"cli {CONFIRM_ENV} by {getpass.getuser()}"
     return None

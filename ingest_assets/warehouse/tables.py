@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -22,6 +23,8 @@ from ingest_assets.errors import WarehouseError
 
 @dataclass(frozen=True)
 class FactsTable:
+    """A facts table: where it lives, its columns and its key."""
+
     schema: str
     table: str
     columns: tuple[Column, ...]
@@ -50,10 +53,24 @@ def _column_defs(columns: Sequence[Column]) -> sql.Composed:
     )
 
 
+def one_row(conn: psycopg.Connection, query: sql.Composed | str, params: Sequence = ()) -> Any:
+    """The row of a query that always returns one (``count(*)``, a row locked by key, ...)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise WarehouseError(f"expected one row from {query!r}")
+    return row
+
+
+def scalar(conn: psycopg.Connection, query: sql.Composed | str, params: Sequence = ()) -> Any:
+    """The one value of a query that always returns one row (``count(*)``, ``max``, ...)."""
+    return one_row(conn, query, params)[0]
+
+
 def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
     """Create ``schema`` only if it is missing: ``CREATE SCHEMA IF NOT EXISTS`` would demand
-    CREATE on the database even when the schema exists, which a least-privilege loader lacks."""
-    if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone()[0] is None:
+    CREATE on the database even when the schema exists, which a least-privilege loader lacks.
+    """
+    if scalar(conn, "SELECT to_regnamespace(%s)", (schema,)) is None:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
@@ -86,6 +103,7 @@ def ensure_table(conn: psycopg.Connection, target: FactsTable) -> None:
 
 
 def year_count(conn: psycopg.Connection, target: FactsTable, year: int) -> int:
+    """The rows of one year in the table."""
     row = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE year = %s").format(target.ident), (year,)
     ).fetchone()
@@ -101,6 +119,7 @@ def table_count(conn: psycopg.Connection, target: FactsTable) -> int:
 def partition_exists(
     conn: psycopg.Connection, target: FactsTable, year: int, suffix: str = ""
 ) -> bool:
+    """Whether the year's partition (or a staging twin, by suffix) exists."""
     row = conn.execute(
         "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relname = %s",
@@ -126,7 +145,7 @@ def evolve_table(conn: psycopg.Connection, target: FactsTable) -> list[str]:
     Returns the names of the columns added.
     """
     existing = table_columns(conn, target)
-    wanted = dict(
+    wanted: dict[str, str] = dict(
         conn.execute(
             "SELECT name, format_type(pg_type::regtype, NULL) FROM unnest(%s::text[], %s::text[])"
             " AS c(name, pg_type)",

@@ -96,7 +96,7 @@ def test_a_year_over_the_limit_is_split_and_lands_exactly(
 ):
     result = materialize(instance, resources, 2020)
     assert result.success
-    assert standin.stats.max_records_served <= 50_000
+    assert standin.stats.max_rows_served <= 50_000
     assert standin.stats.requests_by_endpoint["api_GET"] >= 3
     rows = table_rows(warehouse_url, 2020)
     assert len(rows) == BIG_YEAR_RECORDS

@@ -17,13 +17,13 @@ import pytest
 from ingest_assets.dataset import FULL_RELOAD_TAG, RECONCILE_CHECK, dataset_assets
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
-from ingest_assets.standin.socrata_server import (
+from ingest_assets.standin.socrata_data import (
     LA311_2017_FIELDS,
     SEATTLE_PET_LICENSE_FIELDS,
-    SocrataStandIn,
     columns_of,
     rows_from_portal_csv,
 )
+from ingest_assets.standin.socrata_server import SocrataStandIn
 from ingest_assets.standin.socrata_soda3 import deep_offsets
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "socrata"

@@ -123,8 +123,8 @@ def test_exactly_50000_records_stream_in_one_response(server):
     assert response.status_code == 200
     assert response.headers["Transfer-Encoding"] == "chunked"
     assert len(data) == 50_000
-    assert server.stats.max_records_served == 50_000
-    assert server.stats.records_served == 50_000
+    assert server.stats.max_rows_served == 50_000
+    assert server.stats.rows_served == 50_000
 
 
 def test_no_matching_data_is_400_but_counts_zero(server):
@@ -432,7 +432,7 @@ def test_cached_bodies_are_rendered_once_then_served_from_memory():
         again = get(cached, "api_GET", year=2021, format="CSV").content
         assert first == again == get(fresh, "api_GET", year=2021, format="CSV").content
         assert (cached.stats.cache_misses, cached.stats.cache_hits) == (1, 1)
-        assert cached.stats.records_served == 2 * 3_000
+        assert cached.stats.rows_served == 2 * 3_000
         as_json = [get(cached, "api_GET", year=2021).content for _ in range(2)]
         assert as_json[0] == as_json[1]
         assert [get(fresh, "api_GET", year=2021).content for _ in range(2)] != as_json

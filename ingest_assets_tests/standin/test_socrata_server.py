@@ -16,15 +16,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from ingest_assets.standin.socrata_server import (
-    DEMO_DATASETS,
+from ingest_assets.standin.socrata_data import (
     LA311_2017_FIELDS,
     SEATTLE_PET_LICENSE_FIELDS,
     Row,
-    SocrataStandIn,
     columns_of,
     rows_from_portal_csv,
 )
+from ingest_assets.standin.socrata_server import DEMO_DATASETS, SocrataStandIn
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "socrata"
 LA311_CSV = FIXTURES / "la311" / "MyLA311_Service_Request_Data_2017_Subset.csv.gz"

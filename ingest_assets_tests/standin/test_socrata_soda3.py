@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from ingest_assets.standin.socrata_server import (
-    LA311_2017_FIELDS,
-    SocrataStandIn,
-    columns_of,
-    rows_from_portal_csv,
-)
+from ingest_assets.standin.socrata_data import LA311_2017_FIELDS, columns_of, rows_from_portal_csv
+from ingest_assets.standin.socrata_server import SocrataStandIn
 from ingest_assets.standin.socrata_soda3 import deep_offsets
 
 LA311_CSV = (

@@ -15,6 +15,8 @@ from ingest_assets.kinds.files.pages import page_header, read_page
 
 
 class FilesCleaner(TypedColumnsCleaner):
+    """Types staged CSV pages of the files kind by the declared columns."""
+
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
         return read_page(body, [*self.config.columns, *self.added])
 

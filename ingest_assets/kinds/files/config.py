@@ -17,7 +17,7 @@ from ingest_assets.kinds.typed import TypedDatasetConfig
 class FilesDatasetConfig(TypedDatasetConfig):
     """A folder (glob) of delimited files; every run reads them afresh and replaces the year."""
 
-    source: Literal["files"]
+    source: Literal["files"] = Field(description="`files`.")
     path: str = Field(description="Glob of the files: a local path or an fsspec URL.")
     year_column: str = Field(description="Header whose leading four digits are the row's year.")
     delimiter: str | None = Field(

@@ -20,16 +20,16 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-import dagster as dg
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ingest_assets.errors import SourceError
-from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.files.pages import MAX_ROW_BYTES, write_page
+from ingest_assets.settings import Settings
 
 _YEAR = r"^\d{4}"
 _BOM_AWARE = {"utf-8": "utf-8-sig"}  # a byte order mark is not part of the first header
@@ -41,6 +41,8 @@ def snake_case(header: str) -> str:
 
 
 class FilesSource(Source):
+    """The files kind: each file holding rows of the year is a slice, streamed in blocks."""
+
     kind: ClassVar[str] = "files"
     config: FilesDatasetConfig
 
@@ -103,7 +105,8 @@ class FilesSource(Source):
 
     def batches(self, path: str) -> Iterator[pa.RecordBatch]:
         """The file's declared columns and year column (and under ``add_columns`` its new
-        fields), as string batches of up to 16 MiB."""
+        fields), as string batches of up to 16 MiB.
+        """
         headers = self._headers(path)
         by_name = {snake_case(h): h for h in headers}
         wanted = [*self.config.columns, snake_case(self.config.year_column)]
@@ -225,13 +228,14 @@ class FilesSource(Source):
         return {"path": self.config.path, "year_column": self.config.year_column, "year": year}
 
 
-class FilesStore(dg.ConfigurableResource):
+class FilesStore(KindResource):
     """The files kind needs no credentials; fsspec URLs carry their own (e.g. from the env)."""
 
     resource_key: ClassVar[str] = "files_store"
 
     @classmethod
-    def from_env(cls) -> FilesStore:
+    def from_settings(cls, config: Settings) -> FilesStore:
+        """Nothing to configure: the catalog's fsspec URLs say where the files are."""
         return cls()
 
     def source(self, config: DatasetConfig) -> FilesSource:

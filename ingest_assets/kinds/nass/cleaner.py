@@ -11,7 +11,7 @@ new field is kept as a text column of its own name and a missing one is NULL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from typing import Any
 
 import orjson
@@ -57,7 +57,7 @@ def _number_or_code(
 
 def _check_fields(records: Sequence[dict], where: str) -> None:
     seen: set[str] = set()
-    for record in records[:1] + records[-1:]:
+    for record in (*records[:1], *records[-1:]):
         seen |= record.keys()
     missing, extra = RAW_FIELDS - seen, seen - RAW_FIELDS
     if not (missing or extra):
@@ -68,7 +68,7 @@ def _check_fields(records: Sequence[dict], where: str) -> None:
     _refuse_drift(missing, extra, where)
 
 
-def _refuse_drift(missing: set[str], extra: set[str], where: str) -> None:
+def _refuse_drift(missing: Set[str], extra: Set[str], where: str) -> None:
     if missing or extra:
         parts = []
         if missing:
@@ -101,7 +101,8 @@ def _schema(added: Sequence[str]) -> pa.Schema:
 
 def _typed(raw: dict[str, pa.Array], year: int, where: str, added: Sequence[str] = ()) -> pa.Table:
     """The cleaned table from one array per raw field (strings, ``year`` any type); a field
-    absent from ``raw`` (only under ``add_columns``) is NULL."""
+    absent from ``raw`` (only under ``add_columns``) is NULL.
+    """
     rows = len(next(iter(raw.values())))
     raw = {name: raw.get(name, pa.nulls(rows, pa.string())) for name in (*RAW_FIELDS, *added)}
     arrays = {name: raw[name] for name in (*TEXT_FIELDS, *added)}
@@ -195,6 +196,8 @@ def _csv_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dict[
 
 
 class NassCleaner(Cleaner):
+    """Types Quick Stats pages (CSV or JSON) into the fixed NASS columns."""
+
     def base_columns(self) -> tuple[Column, ...]:
         return COLUMNS
 

@@ -43,11 +43,14 @@ def check_query(query: dict[str, QueryValue]) -> dict[str, QueryValue]:
 class NassDatasetConfig(DatasetConfig):
     """A Quick Stats query, partitioned by year."""
 
-    source: Literal["nass"]
+    source: Literal["nass"] = Field(description="`nass`.")
     query: dict[str, QueryValue] = Field(
         description="Quick Stats filters, passed through; operator suffixes (year__GE...) allowed."
     )
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = Field(
+        DEFAULT_BASE_URL,
+        description="The API root; `NASS_BASE_URL` overrides it for every NASS dataset.",
+    )
     split_dimensions: list[str] = Field(
         default_factory=lambda: ["state_alpha", "county_code", "commodity_desc", "short_desc"],
         description="Dimensions a year is split along, in order, while a piece exceeds 50,000.",

@@ -36,7 +36,8 @@ class RecordCount:
 
 def is_csv(body: bytes) -> bool:
     """Quick Stats CSV quotes every field, its header included; JSON and error bodies start
-    with ``{``, outage pages with ``<``."""
+    with ``{``, outage pages with ``<``.
+    """
     return body[:1] == b'"'
 
 
@@ -51,7 +52,8 @@ def csv_header(body: bytes) -> list[str]:
 
 def count_csv(body: bytes) -> int:
     """Rows of a CSV page, parsed in C++ across threads; a page cut inside a row or a quoted
-    field (or any line with a different number of fields) raises ``pa.ArrowInvalid``."""
+    field (or any line with a different number of fields) raises ``pa.ArrowInvalid``.
+    """
     first = csv_header(body)[:1]
     table = pacsv.read_csv(
         pa.py_buffer(body),
@@ -71,7 +73,8 @@ _COUNT_OPTIONS = pajson.ParseOptions(
 
 def arrow_records(body: bytes, options: pajson.ParseOptions) -> pa.Array | None:
     """The ``data`` list of a ``{"data": [...]}`` body as one Arrow struct array, parsed in C++
-    against ``options`` (no Python object per record); None if the body is anything else."""
+    against ``options`` (no Python object per record); None if the body is anything else.
+    """
     try:
         table = pajson.read_json(
             pa.py_buffer(body),
@@ -90,7 +93,8 @@ def count_or_decode(body: bytes) -> RecordCount | Any:
     """Count a page's records without building them (a 50,000-record JSON page would cost
     ~150 MB and twice the time as Python dicts). Any other body (an error object, another
     shape) is decoded with orjson, so one that is neither CSV nor JSON still raises ValueError
-    (``pa.ArrowInvalid`` is one), and the client retries it as a cut-off transfer."""
+    (``pa.ArrowInvalid`` is one), and the client retries it as a cut-off transfer.
+    """
     if is_csv(body):
         return RecordCount(count_csv(body))
     records = arrow_records(body, _COUNT_OPTIONS)

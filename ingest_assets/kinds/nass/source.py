@@ -8,20 +8,19 @@ URL, so it only ever passes through the shared client, which redacts it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-import dagster as dg
 import orjson
 
 from ingest_assets.errors import SourceError
 from ingest_assets.http import HttpClient, Response
-from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.nass.config import NassDatasetConfig, QueryValue
 from ingest_assets.kinds.nass.pages import RecordCount, count_or_decode, records_of
 from ingest_assets.kinds.nass.planner import SplitPlanner
 from ingest_assets.request_budget import shared_budget
+from ingest_assets.settings import Settings, secret_reference
 
 
 def _as_params(query: dict[str, QueryValue]) -> dict[str, tuple[str, ...]]:
@@ -39,6 +38,8 @@ def _error_text(response: Response) -> str:
 
 
 class NassSource(Source):
+    """Quick Stats for one dataset: counts, the split plan and the pages of each slice."""
+
     kind: ClassVar[str] = "nass"
     config: NassDatasetConfig
 
@@ -112,7 +113,8 @@ class NassSource(Source):
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
         """Per year: the record count and the latest ``load_time`` (NASS revises old years in
         place, which moves ``load_time`` even when the count stays). Two cheap requests a year;
-        a year without records costs one."""
+        a year without records costs one.
+        """
         signals: dict[int, str] = {}
         for year in years:
             params = self.year_params(year)
@@ -155,7 +157,7 @@ class NassSource(Source):
         }
 
 
-class NassApi(dg.ConfigurableResource):
+class NassApi(KindResource):
     """Connection settings for Quick Stats: the key (from ``NASS_API_KEY``) and pacing.
 
     ``base_url`` overrides every dataset's own ``base_url`` — the stand-in and tests use it.
@@ -176,12 +178,12 @@ class NassApi(dg.ConfigurableResource):
     retry_after_cap_seconds: float = 120.0
 
     @classmethod
-    def from_env(cls) -> NassApi:
-        """The key from ``NASS_API_KEY``; ``NASS_BASE_URL`` points at a stand-in if set."""
+    def from_settings(cls, config: Settings) -> NassApi:
+        """The key as ``dg.EnvVar("NASS_API_KEY")`` (unset: empty, refused when a run needs it)."""
         return cls(
-            api_key=dg.EnvVar("NASS_API_KEY") if os.environ.get("NASS_API_KEY") else "",
-            base_url=os.environ.get("NASS_BASE_URL") or None,
-            min_interval_seconds=float(os.environ.get("NASS_MIN_INTERVAL_SECONDS", "0.2")),
+            api_key=secret_reference("nass_api_key", config.nass_api_key),
+            base_url=config.nass_base_url,
+            min_interval_seconds=config.nass_min_interval_seconds,
         )
 
     def source(self, config: DatasetConfig) -> NassSource:

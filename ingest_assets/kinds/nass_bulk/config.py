@@ -18,7 +18,7 @@ from ingest_assets.kinds.nass_bulk.layout import check_file
 class NassBulkDatasetConfig(DatasetConfig):
     """A Quick Stats bulk file filtered by ``query`` while streaming, partitioned by year."""
 
-    source: Literal["nass_bulk"]
+    source: Literal["nass_bulk"] = Field(description="`nass_bulk`.")
     file: str = Field(
         description="A sector (crops, animals_products, economics, demographics, "
         "environmental) or a census file (census2002 … census2022)."

@@ -10,22 +10,21 @@ leaves that year's signal unchanged.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import dagster as dg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import requests
 
-from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.nass.fields import FIELDS
 from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
 from ingest_assets.kinds.nass_bulk.remote import Download, RemoteFile, current_file
 from ingest_assets.kinds.nass_bulk.split import part_name
 from ingest_assets.kinds.nass_bulk.store import SplitStore
+from ingest_assets.settings import Settings
 
 DEFAULT_LISTING_URL = "https://www.nass.usda.gov/datasets/"
 _PAGE_WRITE = pacsv.WriteOptions(include_header=True, quoting_style="all_valid")
@@ -35,6 +34,8 @@ _PART_CONVERT = pacsv.ConvertOptions(
 
 
 class NassBulkSource(Source):
+    """A year of a bulk file: its part of the current split, re-read as Quick Stats pages."""
+
     kind: ClassVar[str] = "nass_bulk"
     config: NassBulkDatasetConfig
 
@@ -77,7 +78,8 @@ class NassBulkSource(Source):
 
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
         """Per year: its kept rows and their checksum in the current split ("unsplit" before
-        the first pass, so a sensor turned on early records that and waits)."""
+        the first pass, so a sensor turned on early records that and waits).
+        """
         if self.store.current() is None:
             return dict.fromkeys(years, "unsplit")
         signals = {}
@@ -91,7 +93,7 @@ class NassBulkSource(Source):
         return {"file": manifest["file"], "etag": manifest["etag"], "query": self.config.query}
 
 
-class NassBulkFiles(dg.ConfigurableResource):
+class NassBulkFiles(KindResource):
     """Where the bulk files are listed and where their splits are kept (a local folder).
 
     ``listing_url`` defaults to NASS's ``datasets/`` page (``NASS_BULK_URL`` points at the
@@ -106,12 +108,12 @@ class NassBulkFiles(dg.ConfigurableResource):
     max_resumes: int = 5
 
     @classmethod
-    def from_env(cls) -> NassBulkFiles:
-        from ingest_assets.definitions import staging_base  # the definitions import the kinds
+    def from_settings(cls, config: Settings) -> NassBulkFiles:
+        """``NASS_BULK_URL`` / ``NASS_BULK_DIR`` when set, else NASS's page and the staging."""
+        from ingest_assets.resources import staging_base  # the resources import the kinds
 
-        work_dir = os.environ.get("NASS_BULK_DIR") or f"{staging_base().rstrip('/')}/bulk"
-        listing = os.environ.get("NASS_BULK_URL") or DEFAULT_LISTING_URL
-        return cls(listing_url=listing, work_dir=work_dir)
+        work_dir = config.nass_bulk_dir or f"{staging_base(config).rstrip('/')}/bulk"
+        return cls(listing_url=config.nass_bulk_url or DEFAULT_LISTING_URL, work_dir=work_dir)
 
     def remote(self, config: NassBulkDatasetConfig) -> RemoteFile:
         """The file currently published for the dataset (listing page, then HEAD)."""

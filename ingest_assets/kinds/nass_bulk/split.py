@@ -42,6 +42,7 @@ _CONVERT = pacsv.ConvertOptions(
 
 
 def part_name(year: int) -> str:
+    """The file name of a year's part in a split, shared by the writer and the readers."""
     return f"year={year}.csv.gz"
 
 
@@ -157,7 +158,7 @@ def run_pass(
             "nothing was split or loaded"
         )
     seconds = time.monotonic() - started
-    log(f"{where}: {work.rows_read:,} rows read, {sum(p['rows'] for p in years.values()):,} kept")
+    log(f"{where}: {work.rows_read:,} rows read, {sum(p.rows for p in work.parts.values()):,} kept")
     return {
         "file": remote.name,
         "etag": remote.etag,

@@ -19,6 +19,7 @@ RESOURCE_KEY = NassBulkFiles.resource_key
 
 
 def bulk_file_key(name: str) -> dg.AssetKey:
+    """The key of a bulk dataset's ``bulk_file`` asset, which its year partitions depend on."""
     return dg.AssetKey([name, "bulk_file"])
 
 

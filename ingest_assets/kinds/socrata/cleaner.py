@@ -16,6 +16,8 @@ from ingest_assets.errors import CleaningError
 
 
 class SocrataCleaner(TypedColumnsCleaner):
+    """Types staged SODA JSON pages by the declared columns."""
+
     def page_fields(self, body: bytes) -> set[str]:
         """The row fields, without system fields (``:id``, which keyset paging selects)."""
         return {name for name in super().page_fields(body) if not name.startswith(":")}

@@ -29,7 +29,7 @@ def _check_id(value: str) -> str:
 class SocrataDatasetConfig(TypedDatasetConfig):
     """A Socrata dataset: one id per year, or one id whose ``year_column`` picks the year."""
 
-    source: Literal["socrata"]
+    source: Literal["socrata"] = Field(description="`socrata`.")
     domain: str = Field(description="The portal's host, e.g. data.lacity.org.")
     dataset_ids: dict[int, str] | None = Field(
         None, description="Year -> dataset id, for portals that publish one dataset per year."

@@ -25,19 +25,17 @@ client, which redacts it.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-import dagster as dg
-
 from ingest_assets.errors import SourceError
 from ingest_assets.http import HttpClient, Response
-from ingest_assets.kinds.base import DatasetConfig, Page, Plan, Slice, Source
+from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.socrata.config import NUMBER_TYPES, TIME_TYPES, SocrataDatasetConfig
 from ingest_assets.request_budget import shared_budget
+from ingest_assets.settings import Settings, secret_reference
 
 
 def soql_time(value: datetime | date) -> str:
@@ -77,6 +75,8 @@ def _where_of(*parts: str | None) -> dict[str, str]:
 
 
 class SocrataSource(Source):
+    """A Socrata dataset: counts, keyset/offset paging, watermarks and change signals."""
+
     kind: ClassVar[str] = "socrata"
     config: SocrataDatasetConfig
 
@@ -279,7 +279,8 @@ class SocrataSource(Source):
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
         """Per-year ids: the id's data stamp, ``<field>=<value>`` naming the field it came from
         (see ``_rows_updated``). One id with an ``updated_column``: the year's count and newest
-        update; without one: the id's stamp."""
+        update; without one: the id's stamp.
+        """
         if self.config.dataset_id is not None and self.config.updated_column:
             return {year: self._year_fingerprint(year) for year in years}
         stamps: dict[str, str] = {}
@@ -291,7 +292,8 @@ class SocrataSource(Source):
 
     def _rows_updated(self, dataset: str, what: str) -> str:
         """``rowsUpdatedAt``, else ``viewLastModified`` (portals dropped the first in 2025), else
-        Metadata API v1 ``dataUpdatedAt``, else the catalog's ``data_updated_at``."""
+        Metadata API v1 ``dataUpdatedAt``, else the catalog's ``data_updated_at``.
+        """
         meta = self._metadata(dataset, what)
         for field in ("rowsUpdatedAt", "viewLastModified"):
             if meta.get(field) is not None:
@@ -337,7 +339,7 @@ class SocrataSource(Source):
         return {"url": f"{self._base_url}/resource/{dataset}.json", "params": params}
 
 
-class SocrataApi(dg.ConfigurableResource):
+class SocrataApi(KindResource):
     """Connection settings for Socrata portals: the app token (``SOCRATA_APP_TOKEN``), pacing.
 
     ``base_url`` replaces every dataset's ``https://{domain}`` — the stand-in and tests use it.
@@ -352,10 +354,10 @@ class SocrataApi(dg.ConfigurableResource):
     max_attempts: int = 6
 
     @classmethod
-    def from_env(cls) -> SocrataApi:
-        """The token from ``SOCRATA_APP_TOKEN`` when set; ``SOCRATA_BASE_URL`` for a stand-in."""
-        token = dg.EnvVar("SOCRATA_APP_TOKEN") if os.environ.get("SOCRATA_APP_TOKEN") else ""
-        return cls(app_token=token, base_url=os.environ.get("SOCRATA_BASE_URL") or None)
+    def from_settings(cls, config: Settings) -> SocrataApi:
+        """The token (as an env reference) when set; ``SOCRATA_BASE_URL`` for a stand-in."""
+        token = secret_reference("socrata_app_token", config.socrata_app_token)
+        return cls(app_token=token, base_url=config.socrata_base_url)
 
     def source(self, config: DatasetConfig) -> SocrataSource:
         assert isinstance(config, SocrataDatasetConfig)

@@ -9,10 +9,11 @@ import psycopg
 import pytest
 
 from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets
-from ingest_assets.definitions import build_resources
 from ingest_assets.errors import SourceError
 from ingest_assets.kinds.files.config import FilesDatasetConfig
 from ingest_assets.kinds.files.source import FilesSource
+from ingest_assets.resources import build_resources
+from ingest_assets.settings import ExplicitSettings
 
 HEADERS = ["Year", "State Code", "Commodity", "Value", "Load Time"]
 
@@ -95,12 +96,12 @@ def table_rows(url: str) -> list[tuple]:
 
 
 def test_a_folder_loads_by_year_and_a_reload_leaves_the_table_identical(
-    folder, instance, warehouse_url, tmp_path, monkeypatch
+    folder, instance, warehouse_url, tmp_path
 ):
-    monkeypatch.setenv("DATABASE_URL", warehouse_url)
-    monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "staging"))
     assets = dataset_assets(config(folder, chunk_rows=500))
-    resources = build_resources()
+    staging = str(tmp_path / "staging")
+    settings = ExplicitSettings(database_url=warehouse_url, ingest_staging=staging)
+    resources = build_resources(settings)
     for year in (2019, 2020):
         result = dg.materialize(assets, partition_key=str(year), resources=resources,
                                 instance=instance)  # fmt: skip

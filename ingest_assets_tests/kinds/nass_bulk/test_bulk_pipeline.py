@@ -10,10 +10,16 @@ import dagster as dg
 import psycopg
 import pytest
 
-from ingest_assets.dataset import RECONCILE_CHECK, dataset_assets, dataset_definitions
+from ingest_assets.dataset import (
+    EMPTY_YEAR_CHECK,
+    RECONCILE_CHECK,
+    dataset_assets,
+    dataset_definitions,
+)
 from ingest_assets.definitions import build_resources
 from ingest_assets.kinds.nass.config import NassDatasetConfig
 from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
+from ingest_assets.settings import Settings
 from ingest_assets.standin.nass_bulk_server import NassBulkStandIn
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
@@ -98,14 +104,15 @@ def test_bulk_and_api_paths_load_identical_tables(
     with NassStandIn(dataset) as api:
         monkeypatch.setenv("NASS_API_KEY", api.api_key)
         monkeypatch.setenv("NASS_BASE_URL", api.base_url)
-        api_resources = build_resources()
+        api_resources = build_resources(Settings())  # the environment as it is now
         assert dg.materialize(
             dataset_assets(API), partition_key="2020", resources=api_resources, instance=instance
         ).success
     result = materialize(instance, resources, 2020)
     assert result.success
-    [check] = result.get_asset_check_evaluations()
-    assert check.check_name == RECONCILE_CHECK and check.passed
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {RECONCILE_CHECK, EMPTY_YEAR_CHECK}
+    assert checks[RECONCILE_CHECK].passed and checks[EMPTY_YEAR_CHECK].passed
     rows, digest = checksum(warehouse_url, "facts_bulk", 2020)
     assert rows == expected_count(dataset, 2020) > 0
     assert (rows, digest) == checksum(warehouse_url, "facts_api", 2020)

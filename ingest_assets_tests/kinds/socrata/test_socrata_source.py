@@ -15,12 +15,9 @@ from ingest_assets.errors import CleaningError, SourceError
 from ingest_assets.kinds.socrata.cleaner import SocrataCleaner
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.kinds.socrata.source import SocrataApi
-from ingest_assets.standin.socrata_server import (
-    LA311_2017_FIELDS,
-    SocrataStandIn,
-    columns_of,
-    rows_from_portal_csv,
-)
+from ingest_assets.settings import ExplicitSettings
+from ingest_assets.standin.socrata_data import LA311_2017_FIELDS, columns_of, rows_from_portal_csv
+from ingest_assets.standin.socrata_server import SocrataStandIn
 from ingest_assets.standin.socrata_soda3 import deep_offsets
 
 FIXTURE = (
@@ -124,13 +121,14 @@ def test_the_token_goes_in_a_header_and_never_into_errors_or_metadata(standin):
     assert all("$$app_token" not in r.params for r in standin.stats.requests)
 
 
-def test_from_env_reads_the_token_only_when_set(monkeypatch):
-    monkeypatch.delenv("SOCRATA_APP_TOKEN", raising=False)
-    monkeypatch.setenv("SOCRATA_BASE_URL", "http://127.0.0.1:9")
-    api = SocrataApi.from_env()
+def test_settings_pass_the_token_only_when_set(monkeypatch):
+    api = SocrataApi.from_settings(ExplicitSettings(socrata_base_url="http://127.0.0.1:9"))
     assert api.app_token == "" and api.base_url == "http://127.0.0.1:9"
-    monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)
-    with dg.build_resources({"socrata_api": SocrataApi.from_env()}) as built:
+    monkeypatch.setenv("SOCRATA_APP_TOKEN", TOKEN)  # the resource must refer to the variable
+    api = SocrataApi.from_settings(ExplicitSettings(socrata_app_token=TOKEN))
+    assert isinstance(api.app_token, dg.EnvVar)
+    assert api.app_token.env_var_name == "SOCRATA_APP_TOKEN"
+    with dg.build_resources({"socrata_api": api}) as built:
         assert built.socrata_api.app_token == TOKEN
 
 
