@@ -7,20 +7,14 @@ against the Quick Stats stand-in; what they record is read back from the instanc
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import dagster as dg
 import pytest
 
 from ingest_assets.dataset import RECONCILE_CHECK
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
-from ingest_assets_tests.ui.dagster_dev import PROJECT
+from ingest_assets_tests.support.pipeline import PROJECT, cli_env, run_dagster
 
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 CATALOG = """datasets:
   nass_cli:
     source: nass
@@ -39,33 +33,14 @@ def standin():
 
 @pytest.fixture
 def env(standin, warehouse_url, dagster_pg_url, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_pg_url,
-        "DATABASE_URL": warehouse_url,
-        "INGEST_STAGING": str(tmp_path / "staging"),
-        "NASS_API_KEY": standin.api_key,
-        "NASS_BASE_URL": standin.base_url,
-    }
-
-
-def dagster(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [DAGSTER, *args, "-m", "ingest_assets.definitions"],
-        env=env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The CLI's environment on the shipped catalog; a test may point it at ``CATALOG``."""
+    shipped = (PROJECT / "datasets.yaml").read_text()
+    keys = {"NASS_API_KEY": standin.api_key, "NASS_BASE_URL": standin.base_url}
+    return cli_env(tmp_path, shipped, dagster_pg_url, warehouse_url, **keys)
 
 
 def test_sensor_preview_of_a_shipped_dataset_ticks_against_the_standin(env, standin):
-    done = dagster(env, "sensor", "preview", "nass_crops_county_new_data")
+    done = run_dagster(env, "sensor", "preview", "nass_crops_county_new_data")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     # The first tick (no cursor) records a baseline from the stand-in's counts: no run.
@@ -81,7 +56,7 @@ def test_the_ci_command_records_the_check_for_its_year_and_the_tables_rows(
     env["INGEST_DATASETS"] = str(tmp_path / "datasets.yaml")
     for year in ("2019", "2020"):
         args = ("asset", "materialize", "--select", "key:nass_cli/raw_pages+", "--partition")
-        done = dagster(env, *args, year)
+        done = run_dagster(env, *args, year)
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
     monkeypatch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
