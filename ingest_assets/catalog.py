@@ -37,7 +37,7 @@ def _adapter() -> TypeAdapter:
         return TypeAdapter(models[0])
     union = Union[models]  # type: ignore[valid-type]  # noqa: UP007 (built from the registry at run time)
     discriminated = Annotated[union, Field(discriminator="source")]
-    return TypeAdapter(discriminated)  # type: ignore[arg-type]
+    return TypeAdapter(discriminated)
 
 
 def _describe(name: str, error: ErrorDetails) -> str:
