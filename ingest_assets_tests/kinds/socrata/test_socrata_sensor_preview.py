@@ -12,7 +12,7 @@ import os
 import pytest
 
 from ingest_assets.standin.socrata_server import SocrataStandIn
-from ingest_assets_tests.automation.test_cli_entry_points import dagster
+from ingest_assets_tests.support.pipeline import run_dagster as dagster
 
 CATALOG = """datasets:
   la_preview:
