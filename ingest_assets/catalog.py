@@ -7,7 +7,7 @@ when the definitions load; every mistake is reported at once, each naming the en
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Union, cast
 
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError
@@ -37,7 +37,7 @@ def _adapter() -> TypeAdapter:
         return TypeAdapter(models[0])
     union = Union[models]  # type: ignore[valid-type]  # noqa: UP007 (built from the registry at run time)
     discriminated = Annotated[union, Field(discriminator="source")]
-    return TypeAdapter(discriminated)
+    return TypeAdapter(cast(Any, discriminated))
 
 
 def _describe(name: str, error: ErrorDetails) -> str:

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest_assets.settings import current_settings, plain
+from ingest_assets.settings import current_settings, plain, reset_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DATASET = "nass_crops_county"
@@ -51,7 +51,7 @@ def prepare_dagster_home() -> Path:
         config.unlink(missing_ok=True)
         config.symlink_to(PROJECT_ROOT / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)  # for Dagster, and the processes started from here
-    current_settings.cache_clear()
+    reset_settings()
     return home
 
 

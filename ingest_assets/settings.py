@@ -129,9 +129,23 @@ class ExplicitSettings(Settings):
 
 
 @cache
-def current_settings() -> Settings:
-    """The settings of this process, read from the environment on first use."""
+def _settings_for(environment: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()
+
+
+def current_settings() -> Settings:
+    """The settings of this process, parsed once per distinct environment.
+
+    Keyed on the variables' values, so a process that sets one (the CLI starting stand-ins, a
+    test) reads the new value instead of a stale copy.
+    """
+    names = {env_name(field) for field in Settings.model_fields}
+    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k in names)))
+
+
+def reset_settings() -> None:
+    """Forget parsed settings (they are also re-read whenever a variable's value changes)."""
+    _settings_for.cache_clear()
 
 
 def env_name(field: str) -> str:

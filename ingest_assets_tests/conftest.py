@@ -76,9 +76,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_settings(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings are read once per process; each test reads the environment it set up."""
-    from ingest_assets.settings import current_settings
+    from ingest_assets.settings import reset_settings
 
-    current_settings.cache_clear()
+    reset_settings()
     if request.node.get_closest_marker("unit"):
 
         def refuse(*args: object, **kwargs: object) -> None:

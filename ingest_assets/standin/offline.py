@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ingest_assets.kinds.base import DatasetConfig
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
-from ingest_assets.settings import current_settings
+from ingest_assets.settings import current_settings, reset_settings
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets.standin.socrata_data import (
@@ -103,5 +103,5 @@ def serve_offline(stack: ExitStack, catalog: Mapping[str, DatasetConfig]) -> dic
         load_catalog_datasets(socrata, catalog)
         environment["SOCRATA_BASE_URL"] = socrata.base_url
     os.environ.update(environment)
-    current_settings.cache_clear()  # this process reads the stand-ins' URLs from now on
+    reset_settings()  # this process reads the stand-ins' URLs from now on
     return environment

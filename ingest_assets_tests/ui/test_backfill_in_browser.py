@@ -160,7 +160,7 @@ def test_a_three_year_backfill_from_the_ui_lands_and_shows_its_checks_passed(
             assert body.count("100% completed") == 3, body[-1500:]
 
             page.goto(base_url + GROUP_PATH)
-            facts_node = page.get_by_text("1 / 1 Passed")
+            facts_node = page.get_by_text("2 / 2 Passed")  # row_counts_reconcile and year_not_empty
             facts_node.wait_for(timeout=120_000)
             page.get_by_text("100% filled").first.wait_for()
             page.screenshot(path=str(images / "asset_graph.png"))
