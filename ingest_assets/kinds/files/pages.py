@@ -7,7 +7,7 @@ format live here and the cleaner never imports the source (which opens the files
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -29,16 +29,22 @@ def page_header(body: bytes) -> list[str]:
     return pacsv.open_csv(io.BytesIO(body)).schema.names
 
 
-def read_page(body: bytes, columns: Iterable[str]) -> list[dict[str, Any]]:
-    """A page body back as records of strings (an empty field is None)."""
-    options = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(columns, pa.string()),
-        strings_can_be_null=True,
-        null_values=[""],
-    )
-    return pacsv.read_csv(
+def page_blocks(body: bytes, columns: Iterable[str]) -> Iterator[pa.Table]:
+    """A page body as tables of string columns (an empty field is NULL), one per read block."""
+    reader = pacsv.open_csv(
         io.BytesIO(body),
         read_options=pacsv.ReadOptions(block_size=MAX_ROW_BYTES),
         parse_options=QUOTED_NEWLINES,
-        convert_options=options,
-    ).to_pylist()
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(columns, pa.string()),
+            strings_can_be_null=True,
+            null_values=[""],
+        ),
+    )
+    for batch in reader:
+        yield pa.Table.from_batches([batch])
+
+
+def read_page(body: bytes, columns: Iterable[str]) -> list[dict[str, Any]]:
+    """A page body back as records of strings (an empty field is None)."""
+    return [record for block in page_blocks(body, columns) for record in block.to_pylist()]

@@ -103,9 +103,10 @@ class FilesSource(Source):
         known = {*self.config.columns, snake_case(self.config.year_column)}
         return [name for name in map(snake_case, self._headers(path)) if name not in known]
 
-    def batches(self, path: str) -> Iterator[pa.RecordBatch]:
+    def batches(self, path: str, year_only: bool = False) -> Iterator[pa.RecordBatch]:
         """The file's declared columns and year column (and under ``add_columns`` its new
-        fields), as string batches of up to 16 MiB.
+        fields), as string batches of up to 16 MiB; only the year column with ``year_only``
+        (counting at plan parses one column, not the row).
         """
         headers = self._headers(path)
         by_name = {snake_case(h): h for h in headers}
@@ -128,6 +129,8 @@ class FilesSource(Source):
         wanted += new
         names = [f"c{i}" for i in range(len(headers))]
         index = {h: i for i, h in enumerate(headers)}
+        if year_only:
+            wanted = [snake_case(self.config.year_column)]
         picks = {name: names[index[by_name[name]]] for name in dict.fromkeys(wanted)}
         try:
             with self._fs.open(path, "rb", compression="infer") as handle:
@@ -175,7 +178,8 @@ class FilesSource(Source):
         return pc.equal(pc.utf8_slice_codeunits(values, 0, 4), str(year))
 
     def _count_file(self, path: str, year: int) -> int:
-        return sum(pc.sum(self._year_mask(b, year, path)).as_py() or 0 for b in self.batches(path))
+        batches = self.batches(path, year_only=True)
+        return sum(pc.sum(self._year_mask(b, year, path)).as_py() or 0 for b in batches)
 
     # -- the Source interface --------------------------------------------------------------
     def plan(self, year: int) -> Plan:
