@@ -141,7 +141,8 @@ class RssSampler(threading.Thread):
 
 # -- references ----------------------------------------------------------------------------------
 def export_csv(conn: psycopg.Connection, table: str, year: int, path: Path) -> list[str]:
-    """The loaded rows of ``year`` as a CSV file (no header); returns the column names."""
+    """The loaded rows of ``year`` as a CSV file with a header (Sling and dlt read column names
+    from it); returns the column names."""
     columns = [
         row[0]
         for row in conn.execute(
@@ -150,9 +151,9 @@ def export_csv(conn: psycopg.Connection, table: str, year: int, path: Path) -> l
             (table,),
         )
     ]
-    query = sql.SQL("COPY (SELECT * FROM {} WHERE year = {}) TO STDOUT (FORMAT csv)").format(
-        sql.Identifier(table), sql.Literal(year)
-    )
+    query = sql.SQL(
+        "COPY (SELECT * FROM {} WHERE year = {}) TO STDOUT (FORMAT csv, HEADER true)"
+    ).format(sql.Identifier(table), sql.Literal(year))
     with path.open("wb") as sink, conn.cursor() as cur, cur.copy(query) as copy:
         for block in copy:
             sink.write(block)
@@ -168,7 +169,7 @@ def plain_copy(conn: psycopg.Connection, table: str, csv_path: Path) -> tuple[in
     started = time.monotonic()
     with (
         conn.cursor() as cur,
-        cur.copy(sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(target)) as copy,
+        cur.copy(sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true)").format(target)) as copy,
         csv_path.open("rb") as source,
     ):
         while block := source.read(COPY_READ_BYTES):
@@ -181,13 +182,36 @@ def plain_copy(conn: psycopg.Connection, table: str, csv_path: Path) -> tuple[in
     return rows, seconds
 
 
+def peer_seconds(warehouse: str, csv_path: Path, work: Path, rows: int) -> dict[str, float]:
+    """Whole-process seconds of Sling and of dlt's Arrow + csv path loading the exported rows
+    (each infers the types from the file), as ``benchmarks/peers.py`` runs them."""
+    from benchmarks import peers
+
+    env = {**os.environ, "DATABASE_URL": warehouse, "SLING_HOME_DIR": str(work)}
+    sling = peers.sling_command(csv_path, warehouse, "public.bench_sling")
+    sling_seconds, _ = peers.timed(sling, env, "Sling")
+    loaded = {"Sling": peers.count_rows(warehouse, "public.bench_sling")}
+    dlt = [
+        sys.executable, peers.__file__, "--peer", "dlt-arrow", "--file", str(csv_path),
+        "--work", str(work), "--limit", "0", "--infer-types",
+    ]  # fmt: skip
+    dlt_seconds, out = peers.timed(dlt, env, "dlt, Arrow + csv")
+    loaded["dlt, Arrow + csv"] = int(out.split()[-1])
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS public.bench_sling")
+    short = {tool: n for tool, n in loaded.items() if n != rows}
+    if short:
+        raise SystemExit(f"partition_bench: expected {rows:,} rows, peers loaded {short}")
+    return {"sling_seconds": round(sling_seconds, 3), "dlt_arrow_seconds": round(dlt_seconds, 3)}
+
+
 def pandas_to_sql(url: str, csv_path: Path, columns: list[str], sample: int) -> tuple[int, float]:
     """pandas ``to_sql`` (default method) of the first ``sample`` rows; (rows, seconds)."""
     import pandas as pd
     import sqlalchemy
 
     frame = pd.read_csv(
-        csv_path, header=None, names=columns, nrows=sample, keep_default_na=False, na_values=[""]
+        csv_path, header=0, names=columns, nrows=sample, keep_default_na=False, na_values=[""]
     )
     engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
@@ -369,7 +393,9 @@ def benchmark(rows: int, year: int, sample: int, warm: bool = True) -> dict[str,
                 p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
             ),
         }
+        started = time.monotonic()
         figures, peak_mb = run_pipeline(year, env, work)
+        process_seconds = time.monotonic() - started
         standin.terminate()
         standin.wait()
         standin = None
@@ -382,6 +408,7 @@ def benchmark(rows: int, year: int, sample: int, warm: bool = True) -> dict[str,
         sample_rows = min(sample, rows)
         to_sql_rows, to_sql_seconds = pandas_to_sql(warehouse, csv_path, columns, sample_rows)
         dlt_rows, dlt_seconds = dlt_load(warehouse, pages_dir, sample_rows, work)
+        peers = peer_seconds(warehouse, csv_path, work, rows)
     finally:
         if standin is not None:
             standin.kill()
@@ -406,6 +433,10 @@ def benchmark(rows: int, year: int, sample: int, warm: bool = True) -> dict[str,
         "year": year,
         "reference_sample_rows": sample_rows,
         "end_to_end_seconds": round(figures["run_seconds"], 3),
+        "process_seconds": round(process_seconds, 3),
+        **peers,
+        "process_vs_sling": round(process_seconds / peers["sling_seconds"], 2),
+        "process_vs_dlt_arrow": round(process_seconds / peers["dlt_arrow_seconds"], 2),
         "end_to_end_rows_per_s": round(end_to_end),
         "fetch_stage_rows_per_s": round(rate(rows, steps["raw_pages"])),
         "clean_stage_rows_per_s": round(rate(rows, steps["cleaned"])),
@@ -480,6 +511,13 @@ def print_table(result: dict[str, Any]) -> None:
     print(
         f"end to end = {result['end_to_end_vs_copy']:.2f}x plain COPY, "
         f"{result['end_to_end_vs_dlt']:.1f}x dlt"
+    )
+    print(
+        f"whole processes: the run {result['process_seconds']:.1f} s (fetching from the stand-in"
+        f" included), Sling {result['sling_seconds']:.1f} s and dlt Arrow + csv"
+        f" {result['dlt_arrow_seconds']:.1f} s from the exported rows: the run takes"
+        f" {result['process_vs_sling']:.2f}x Sling's time, {result['process_vs_dlt_arrow']:.2f}x"
+        " dlt's"
     )
 
 

@@ -128,8 +128,10 @@ def peer_copy(url: str, csv_path: Path) -> int:
         return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()[0]
 
 
-def arrow_batches(gz_path: Path) -> Iterator[Any]:
-    """The file as typed Arrow tables, block by block (what a dlt user would write)."""
+def arrow_batches(path: Path, infer_types: bool = False) -> Iterator[Any]:
+    """The file as typed Arrow tables, block by block (what a dlt user would write): this
+    benchmark's columns, or with ``infer_types`` whatever pyarrow infers from the header on.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -140,13 +142,15 @@ def arrow_batches(gz_path: Path) -> Iterator[Any]:
         "date": pa.date32(),
         "timestamp": pa.timestamp("us"),
     }
-    reader = pacsv.open_csv(
-        gz_path,
-        read_options=pacsv.ReadOptions(column_names=list(COLUMNS), skip_rows=1),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: types[kind] for name, kind in COLUMNS.items()}
-        ),
-    )
+    options: dict[str, Any] = {}
+    if not infer_types:
+        options = {
+            "read_options": pacsv.ReadOptions(column_names=list(COLUMNS), skip_rows=1),
+            "convert_options": pacsv.ConvertOptions(
+                column_types={name: types[kind] for name, kind in COLUMNS.items()}
+            ),
+        }
+    reader = pacsv.open_csv(path, **options)
     for batch in reader:
         yield pa.Table.from_batches([batch])
 
@@ -167,7 +171,9 @@ def dict_records(gz_path: Path, limit: int) -> Iterator[list[dict[str, str]]]:
             yield page
 
 
-def peer_dlt(url: str, gz_path: Path, work: Path, arrow: bool, limit: int) -> int:
+def peer_dlt(
+    url: str, gz_path: Path, work: Path, arrow: bool, limit: int, infer_types: bool = False
+) -> int:
     import dlt
 
     from benchmarks.partition_bench import dlt_credentials
@@ -180,7 +186,7 @@ def peer_dlt(url: str, gz_path: Path, work: Path, arrow: bool, limit: int) -> in
         destination=dlt.destinations.postgres(credentials=dlt_credentials(url)),
         dataset_name=dataset,
     )
-    items = arrow_batches(gz_path) if arrow else dict_records(gz_path, limit)
+    items = arrow_batches(gz_path, infer_types) if arrow else dict_records(gz_path, limit)
     resource = dlt.resource(items, name="facts", write_disposition="replace")
     pipeline.run(resource, loader_file_format="csv" if arrow else None)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -203,6 +209,14 @@ def sling_binary() -> str:
             "peers: Sling is not installed (pip install sling-linux-amd64, or set SLING_BINARY)"
         ) from None
     return SLING_BIN
+
+
+def sling_command(source: Path, warehouse: str, table: str) -> list[str]:
+    """Sling loading one CSV file (gzip or not) into ``table``, replacing it."""
+    return [
+        sling_binary(), "run", "--src-stream", f"file://{source}",
+        "--tgt-conn", sling_url(warehouse), "--tgt-object", table, "--mode", "full-refresh",
+    ]  # fmt: skip
 
 
 def sling_url(url: str) -> str:
@@ -279,6 +293,8 @@ class Sitting:
             "INGEST_DATASETS": str(self.work / "datasets.yaml"),
             "INGEST_STAGING": str(self.work / "staging"),
             "INGEST_EXECUTOR": "in_process",
+            # sittings of different sizes replace the same year: a smaller one is not a shrink
+            "INGEST_CONFIRM_SHRINK": DATASET,
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
             ),
@@ -297,11 +313,7 @@ class Sitting:
             )
             rows = int(out.split()[-1])
         elif tool == "Sling":
-            command = [
-                sling_binary(), "run", "--src-stream", f"file://{self.gz_path}",
-                "--tgt-conn", sling_url(self.warehouse), "--tgt-object", "public.bench_sling",
-                "--mode", "full-refresh",
-            ]  # fmt: skip
+            command = sling_command(self.gz_path, self.warehouse, "public.bench_sling")
             seconds, _ = timed(command, {**self.env, "SLING_HOME_DIR": str(self.work)}, tool)
             rows = count_rows(self.warehouse, "public.bench_sling")
         elif tool.startswith("dlt"):
@@ -388,13 +400,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--infer-types", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peer:
         url = os.environ["DATABASE_URL"]
         if args.peer == "copy":
             print(peer_copy(url, args.csv))
         else:
-            print(peer_dlt(url, args.file, args.work, args.peer == "dlt-arrow", args.limit))
+            arrow = args.peer == "dlt-arrow"
+            print(peer_dlt(url, args.file, args.work, arrow, args.limit, args.infer_types))
         return 0
     if args.out is None:
         parser.error("--out is required")

@@ -23,6 +23,10 @@ KEYS = (
     "load_vs_copy",
     "end_to_end_vs_copy",
     "end_to_end_vs_dlt",
+    "process_seconds",
+    "sling_seconds",
+    "dlt_arrow_seconds",
+    "process_vs_sling",
 )
 
 
@@ -43,4 +47,5 @@ def test_benchmark_reports_every_figure(
     assert result["reference_sample_rows"] == 20_000
     assert result["check_passed"] is True
     assert "plain COPY" in stdout and "on 20,000 rows" in stdout
+    assert "Sling's time" in stdout
     assert result["standin_prerendered"] is True and result["standin_render_seconds"] > 0
