@@ -3,6 +3,11 @@
 ``dagster.yaml`` names this class, so ``dagster dev``, ``dagster asset materialize`` and every
 run worker find the same storage without a wrapper script: ``DAGSTER_PG_URL`` when set (an
 external server), else the embedded one.
+
+Outside the webserver, dagster-postgres opens a new connection for every statement (a
+``NullPool``): one small year's run paid about 120 connects, 0.8 s of its 4 s. Every process
+here keeps one connection per storage instead, as Dagster's webserver does
+(``optimize_for_webserver``); a burst of concurrent statements opens short-lived extra ones.
 """
 
 from __future__ import annotations
@@ -15,9 +20,19 @@ from dagster_postgres import DagsterPostgresStorage
 
 from ingest_assets.embedded import dagster_storage_url
 
+POOL_RECYCLE_SECONDS = 3600
+MAX_OVERFLOW = 10  # concurrent statements beyond the kept connection (daemon threads)
+
 
 class EmbeddedOrExternalPostgresStorage(DagsterPostgresStorage):
     """dagster-postgres storage whose URL comes from config, ``DAGSTER_PG_URL`` or embedded."""
+
+    def __init__(self, postgres_url: str, inst_data: ConfigurableClassData | None = None) -> None:
+        super().__init__(postgres_url=postgres_url, inst_data=inst_data)
+        for storage in (self.run_storage, self.event_log_storage, self.schedule_storage):
+            storage.optimize_for_webserver(
+                statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
+            )
 
     @classmethod
     def config_type(cls) -> dict[str, Any]:
