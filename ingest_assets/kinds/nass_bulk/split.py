@@ -88,12 +88,12 @@ class Pass:
     def add(self, batch: pa.RecordBatch, keep: RowFilter, where: str) -> None:
         """Filter one block and append its rows to their years' parts."""
         self.rows_read += batch.num_rows
-        kept = batch.filter(keep.mask(batch.column, batch.num_rows))
+        kept = _only(batch, keep.mask(batch.column, batch.num_rows))
         years = _years(kept.column("year"), where)
         wanted = self.years()
         for year in pc.unique(years).to_pylist():
             if year in wanted:
-                self._write(year, kept.filter(pc.equal(years, year)))
+                self._write(year, _only(kept, pc.equal(years, year)))
 
     def _write(self, year: int, rows: pa.RecordBatch) -> None:
         if year not in self.parts:
@@ -101,6 +101,12 @@ class Pass:
         part = self.parts[year]
         part.writer.write_batch(rows)
         part.rows += rows.num_rows
+
+
+def _only(batch: pa.RecordBatch, mask: pa.Array) -> pa.RecordBatch:
+    """The rows of ``batch`` where ``mask`` holds; the block itself, uncopied, when all do (a
+    broad query, a block inside one year: most blocks of a file sorted by year)."""
+    return batch if pc.all(mask).as_py() else batch.filter(mask)
 
 
 def _years(values: pa.Array, where: str) -> pa.Array:
