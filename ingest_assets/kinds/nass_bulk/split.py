@@ -105,7 +105,8 @@ class Pass:
 
 def _only(batch: pa.RecordBatch, mask: pa.Array) -> pa.RecordBatch:
     """The rows of ``batch`` where ``mask`` holds; the block itself, uncopied, when all do (a
-    broad query, a block inside one year: most blocks of a file sorted by year)."""
+    broad query, a block inside one year: most blocks of a file sorted by year).
+    """
     return batch if pc.all(mask).as_py() else batch.filter(mask)
 
 
