@@ -44,12 +44,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))  # run as a script from a checkout, installed or not
 
 from benchmarks.partition_bench import RssSampler, database_urls, plain_copy  # noqa: E402
+from ingest_assets_tests.support.pipeline import DAGSTER, cli_env  # noqa: E402
 
 DATASET = "bench_bulk"
 TABLE = "bench_bulk"
 LAST_YEAR = 2025
 QUERY = {"source_desc": "SURVEY", "agg_level_desc": "COUNTY"}  # docs/catalog.md's example
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
 # -- (a) the reference pass (child process) ------------------------------------------------------
@@ -180,27 +180,6 @@ def catalog_yaml(first_year: int) -> str:
     )
 
 
-def environment(
-    work: Path, warehouse: str, dagster_url: str, listing_url: str, first_year: int
-) -> dict[str, str]:
-    home = work / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    (work / "datasets.yaml").write_text(catalog_yaml(first_year))
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": dagster_url,
-        "DATABASE_URL": warehouse,
-        "INGEST_DATASETS": str(work / "datasets.yaml"),
-        "INGEST_STAGING": str(work / "staging"),
-        "NASS_BULK_URL": listing_url,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
-        ),
-    }
-
-
 def materialize(*args: str) -> list[str]:
     return [DAGSTER, "asset", "materialize", "-m", "ingest_assets.definitions", *args]
 
@@ -228,7 +207,8 @@ def benchmark(rows: int, years: int, concurrency: int) -> dict[str, Any]:
         generate_seconds = time.monotonic() - started
         published = standin.published
         try:
-            env = environment(work, warehouse, dagster_url, standin.listing_url, first_year)
+            catalog = catalog_yaml(first_year)
+            env = cli_env(work, catalog, dagster_url, warehouse, NASS_BULK_URL=standin.listing_url)
             reference = measured(
                 [sys.executable, __file__, "--reference-pass", standin.listing_url, "--out", "-"],
                 env,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import requests
 import urllib3
@@ -92,7 +91,7 @@ class Download(io.RawIOBase):
         self._session, self._remote, self._timeout = session, remote, timeout
         if copy_path.exists() and not 0 <= copy_path.stat().st_size <= remote.size:
             copy_path.unlink()  # longer than the file (or its size unknown): not its prefix
-        self._copy: BinaryIO = copy_path.open("a+b")
+        self._copy: io.BufferedRandom = copy_path.open("a+b")
         self._copy.seek(0)
         self._response: requests.Response | None = None
         self._resumes_left = max_resumes
