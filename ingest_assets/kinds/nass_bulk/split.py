@@ -37,6 +37,7 @@ from ingest_assets.kinds.nass_bulk.remote import Download, RemoteFile
 
 BLOCK_BYTES = 1 << 20
 PART_CODEC = "zstd"  # level 1: writing a part costs a fraction of gzip's CPU
+PART_SUFFIX = ".csv.zst"
 SPLIT_MANIFEST = "split.json"
 _WRITE = pacsv.WriteOptions(include_header=True, quoting_style="all_valid")
 _PARSE = pacsv.ParseOptions(delimiter="\t", quote_char=False)
@@ -47,7 +48,7 @@ _CONVERT = pacsv.ConvertOptions(
 
 def part_name(year: int) -> str:
     """The file name of a year's part in a split, shared by the writer and the readers."""
-    return f"year={year}.csv.zst"
+    return f"year={year}{PART_SUFFIX}"
 
 
 @dataclass

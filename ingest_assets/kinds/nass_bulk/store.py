@@ -26,7 +26,12 @@ import orjson
 from ingest_assets.errors import SourceError, SourceUnavailable
 from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
 from ingest_assets.kinds.nass_bulk.remote import Download, RemoteFile
-from ingest_assets.kinds.nass_bulk.split import SPLIT_MANIFEST, run_pass, write_manifest
+from ingest_assets.kinds.nass_bulk.split import (
+    PART_SUFFIX,
+    SPLIT_MANIFEST,
+    run_pass,
+    write_manifest,
+)
 
 CURRENT = "current.json"
 
@@ -40,7 +45,13 @@ class SplitStore:
 
     def _version(self, remote: RemoteFile) -> str:
         scope = orjson.dumps(
-            [remote.version, self.config.query, self.config.start_year, self.config.end_year],
+            [
+                remote.version,
+                self.config.query,
+                self.config.start_year,
+                self.config.end_year,
+                PART_SUFFIX,  # a split whose parts are in another format is never reused
+            ],
             option=orjson.OPT_SORT_KEYS,
         )
         return hashlib.sha256(scope).hexdigest()[:16]
