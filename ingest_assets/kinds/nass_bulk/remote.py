@@ -3,7 +3,8 @@
 Only the current file of a sector is kept and its name carries the date, so the name is read
 from the listing page and the file is then identified by name + ``ETag``. ``Download`` is a
 read-only stream of the file's bytes: it first replays what an earlier attempt left on disk
-(all of it, for a file already verified whole: then nothing is requested), appends what arrives
+(all of it, when one got the whole file: then nothing is requested, and the pass verifies the
+gzip again as it reads it), appends what arrives
 to that copy and, after a cut connection, asks for the rest with ``Range`` (and ``If-Range``,
 so a file replaced meanwhile is refused rather than spliced). Nothing that arrived is fetched
 twice, in one attempt or across retries.

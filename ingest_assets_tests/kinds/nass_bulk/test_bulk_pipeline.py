@@ -198,6 +198,18 @@ def test_a_retried_pass_reads_what_arrived_from_disk(instance, resources, bulk, 
     assert meta["rows_kept_per_year"].value["2021"] == expected_count(dataset, 2021)
 
 
+def test_a_changed_query_splits_the_copy_again_without_a_download(instance, resources, bulk):
+    assert materialize(instance, resources, 2020).success
+    wider = {k: v for k, v in QUERY.items() if k != "short_desc__NOT_LIKE"}  # a year may grow
+    result = materialize(instance, resources, 2020, config=BULK.model_copy(update={"query": wider}))
+    assert result.success
+    meta = result.asset_materializations_for_node("crops_bulk__bulk_file")[0].metadata
+    assert not meta["reused"].value  # a new split, of the same file
+    assert meta["bytes_from_disk"].value == bulk.published.size
+    assert meta["bytes_downloaded"].value == 0
+    assert bulk.stats.downloads == 1 and bulk.stats.bytes_served == bulk.published.size
+
+
 def _tick(name, instance, resources, cursor=None):
     defs = dg.Definitions.merge(dataset_definitions(BULK), dg.Definitions(resources=resources))
     repository = defs.get_repository_def()
