@@ -61,7 +61,11 @@ def _serve_standins(stack: ExitStack) -> dict[str, str]:
     from ingest_assets.standin.offline import serve_offline
 
     environment = serve_offline(stack, load_catalog())
-    for name, what in (("NASS_BASE_URL", "Quick Stats"), ("SOCRATA_BASE_URL", "Socrata")):
+    for name, what in (
+        ("NASS_BASE_URL", "Quick Stats"),
+        ("NASS_BULK_URL", "the Quick Stats bulk files"),
+        ("SOCRATA_BASE_URL", "Socrata"),
+    ):
         if name in environment:
             print(
                 f"no key or token set: serving {what} from the local stand-in {environment[name]}",

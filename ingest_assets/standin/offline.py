@@ -2,10 +2,13 @@
 
 ``ingest-assets demo``, ``dev`` and ``standin`` serve an API from here when its credential is not
 set (``NASS_API_KEY``, ``SOCRATA_APP_TOKEN``) and no base URL was chosen, and export what points
-the project at them. Quick Stats data is synthetic (``nass_data``); Socrata datasets are served
-from the real recorded portal exports in ``ingest_assets_tests/fixtures/socrata``: the Seattle pet
-licenses snapshot as it is, and the LA 311 2017 subset under every year's dataset id, its dates
-moved to that year (the portal publishes one dataset per year with the same columns).
+the project at them. The Quick Stats bulk files need no key: their stand-in is served, from the
+API stand-in's records, when the catalog holds a ``nass_bulk`` dataset, the NASS API key is not
+set (offline) and ``NASS_BULK_URL`` does not choose a listing. Quick Stats data is synthetic
+(``nass_data``); Socrata datasets are served from the real recorded portal exports in
+``ingest_assets_tests/fixtures/socrata``: the Seattle pet licenses snapshot as it is, and the
+LA 311 2017 subset under every year's dataset id, its dates moved to that year (the portal
+publishes one dataset per year with the same columns).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ingest_assets.kinds.base import DatasetConfig
+from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
 from ingest_assets.kinds.socrata.config import SocrataDatasetConfig
 from ingest_assets.settings import current_settings, reset_settings
+from ingest_assets.standin.nass_bulk_server import NassBulkStandIn
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets.standin.socrata_data import (
@@ -92,12 +97,16 @@ def serve_offline(stack: ExitStack, catalog: Mapping[str, DatasetConfig]) -> dic
     environment: dict[str, str] = {}
     settings = current_settings()
     if not settings.nass_api_key:
-        nass = stack.enter_context(NassStandIn(NassDataset(records_per_year=NASS_RECORDS)))
+        records = NassDataset(records_per_year=NASS_RECORDS)
+        nass = stack.enter_context(NassStandIn(records))
         environment |= {
             "NASS_BASE_URL": nass.base_url,
             "NASS_API_KEY": nass.api_key,
             "NASS_MIN_INTERVAL_SECONDS": "0",
         }
+        bulk = any(isinstance(config, NassBulkDatasetConfig) for config in catalog.values())
+        if bulk and not settings.nass_bulk_url:
+            environment["NASS_BULK_URL"] = stack.enter_context(NassBulkStandIn(records)).listing_url
     if not settings.socrata_app_token and not settings.socrata_base_url:
         socrata = stack.enter_context(SocrataStandIn())
         load_catalog_datasets(socrata, catalog)

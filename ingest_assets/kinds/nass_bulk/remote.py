@@ -2,9 +2,12 @@
 
 Only the current file of a sector is kept and its name carries the date, so the name is read
 from the listing page and the file is then identified by name + ``ETag``. ``Download`` is a
-read-only stream of the file's bytes: it copies what arrives to disk and, after a cut
-connection, asks for the rest with ``Range`` (and ``If-Range``, so a file replaced meanwhile is
-refused rather than spliced). Nothing that arrived is fetched twice.
+read-only stream of the file's bytes: it first replays what an earlier attempt left on disk
+(all of it, when one got the whole file: then nothing is requested, and the pass verifies the
+gzip again as it reads it), appends what arrives
+to that copy and, after a cut connection, asks for the rest with ``Range`` (and ``If-Range``,
+so a file replaced meanwhile is refused rather than spliced). Nothing that arrived is fetched
+twice, in one attempt or across retries.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import requests
 import urllib3
@@ -72,7 +74,11 @@ def current_file(
 
 
 class Download(io.RawIOBase):
-    """The bytes of ``remote``, copied to ``copy_path`` as they arrive, resumed after a cut."""
+    """The bytes of ``remote``: first those already in ``copy_path`` (an earlier attempt's), then
+    the rest over HTTP, appended to ``copy_path`` as they arrive and resumed after a cut.
+
+    ``reused`` counts the bytes read from the earlier copy, ``received`` all bytes so far.
+    """
 
     def __init__(
         self,
@@ -84,9 +90,14 @@ class Download(io.RawIOBase):
     ) -> None:
         super().__init__()
         self._session, self._remote, self._timeout = session, remote, timeout
-        self._copy: BinaryIO = copy_path.open("wb")
+        if copy_path.exists() and not 0 <= copy_path.stat().st_size <= remote.size:
+            copy_path.unlink()  # longer than the file (or its size unknown): not its prefix
+        self._copy: io.BufferedRandom = copy_path.open("a+b")
+        self._copy.seek(0)
         self._response: requests.Response | None = None
         self._resumes_left = max_resumes
+        self._on_disk = copy_path.stat().st_size
+        self.reused = self._on_disk
         self.received = 0
         self.resumes = 0
 
@@ -94,6 +105,11 @@ class Download(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.received < self._on_disk:
+            wanted = min(len(buffer), self._on_disk - self.received)
+            count = self._copy.readinto(memoryview(buffer)[:wanted])  # a slice, not a copy
+            self.received += count
+            return count
         while True:
             chunk = self._next_chunk(len(buffer))
             if chunk is not None:
@@ -105,6 +121,8 @@ class Download(io.RawIOBase):
 
     def _next_chunk(self, size: int) -> bytes | None:
         """Up to ``size`` bytes; b"" at the end of the file, None after a cut (resume next)."""
+        if self.received == self._remote.size:
+            return b""  # all of it was on disk already
         if self._response is None:
             self._response = self._open()
         try:

@@ -1,36 +1,30 @@
 """The ``Source`` over a split bulk file, and the ``NassBulkFiles`` resource.
 
 A year's plan is one slice, the year's part, promising the count the pass recorded for it; the
-pages are that part re-read in blocks as Quick Stats CSV pages, so the NASS cleaner types them
-exactly as it types API pages. The change signal of a year is its count and checksum in the
-current split: no request at all, and a new daily file whose rows for a year are the same
-leaves that year's signal unchanged.
+pages are that part cut at line ends into Quick Stats CSV pages (the part is already one: the
+API's header, every field quoted, one row per line), so the NASS cleaner types them exactly as
+it types API pages and nothing is parsed twice. The change signal of a year is its count and
+checksum in the current split: no request at all, and a new daily file whose rows for a year
+are the same leaves that year's signal unchanged.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import requests
 
 from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
-from ingest_assets.kinds.nass.fields import FIELDS
 from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
 from ingest_assets.kinds.nass_bulk.remote import Download, RemoteFile, current_file
-from ingest_assets.kinds.nass_bulk.split import part_name
+from ingest_assets.kinds.nass_bulk.split import PART_CODEC, line_pages, part_name
 from ingest_assets.kinds.nass_bulk.store import SplitStore
 from ingest_assets.settings import Settings
 
 DEFAULT_LISTING_URL = "https://www.nass.usda.gov/datasets/"
-_PAGE_WRITE = pacsv.WriteOptions(include_header=True, quoting_style="all_valid")
-_PART_CONVERT = pacsv.ConvertOptions(
-    column_types=dict.fromkeys(FIELDS, pa.string()), strings_can_be_null=False
-)
 
 
 class NassBulkSource(Source):
@@ -63,18 +57,9 @@ class NassBulkSource(Source):
     def fetch(self, part: Slice) -> Iterator[Page]:
         folder, _, _ = self._year(int(part.params["year"][0]))
         path = folder / part_name(int(part.params["year"][0]))
-        block = self.config.page_rows * 400  # about 400 bytes a quoted row
-        with pa.CompressedInputStream(pa.OSFile(str(path)), "gzip") as stream:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(block_size=block),
-                convert_options=_PART_CONVERT,
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            )
-            for index, batch in enumerate(reader):
-                body = io.BytesIO()
-                pacsv.write_csv(batch, body, _PAGE_WRITE)
-                yield Page(slice=part, index=index, body=body.getvalue(), rows=batch.num_rows)
+        with pa.input_stream(str(path), compression=PART_CODEC) as stream:
+            for index, (body, rows) in enumerate(line_pages(stream, self.config.page_rows)):
+                yield Page(slice=part, index=index, body=body, rows=rows)
 
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
         """Per year: its kept rows and their checksum in the current split ("unsplit" before

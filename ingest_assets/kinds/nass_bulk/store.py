@@ -1,10 +1,14 @@
 """Where a dataset's split lives on disk, and the rule that makes the file read once.
 
-``<work_dir>/<dataset>/<version>/`` holds one split: the downloaded file, the year parts and
-``split.json``; ``current.json`` names the split the year partitions load. ``ensure`` takes a
-lock, then reuses the current split while the published file's name and ETag (and the query)
-are unchanged, and otherwise runs one pass and switches ``current.json`` to it, removing the
-older splits. So however many runs ask at once, one downloads and the others wait and reuse.
+``<work_dir>/<dataset>/<version>/`` holds one split: the year parts and ``split.json``;
+``current.json`` names the split the year partitions load; ``download-<hash>.txt.gz`` is the
+copy of the published file (one per name and ETag, shared by the splits of different queries).
+``ensure`` takes a lock, then reuses the current split while the published file's name and ETag
+(and the query) are unchanged, and otherwise runs one pass over the copy (what is already in it
+is read from disk, only the rest is downloaded) and switches ``current.json`` to it, removing
+older splits and copies. So however many runs ask at once, one downloads and the others wait
+and reuse; a retried step resumes the copy where the failed one stopped, and a copy the pass
+refused (truncated, corrupt, unexpected rows) is removed with it.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ from typing import Any
 
 import orjson
 
-from ingest_assets.errors import SourceError
+from ingest_assets.errors import SourceError, SourceUnavailable
 from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
 from ingest_assets.kinds.nass_bulk.remote import Download, RemoteFile
-from ingest_assets.kinds.nass_bulk.split import SPLIT_MANIFEST, run_pass, write_manifest
+from ingest_assets.kinds.nass_bulk.split import (
+    PART_SUFFIX,
+    SPLIT_MANIFEST,
+    run_pass,
+    write_manifest,
+)
 
 CURRENT = "current.json"
-DOWNLOAD = "file.txt.gz"
 
 
 class SplitStore:
@@ -37,10 +45,21 @@ class SplitStore:
 
     def _version(self, remote: RemoteFile) -> str:
         scope = orjson.dumps(
-            [remote.version, self.config.query, self.config.start_year, self.config.end_year],
+            [
+                remote.version,
+                self.config.query,
+                self.config.start_year,
+                self.config.end_year,
+                PART_SUFFIX,  # a split whose parts are in another format is never reused
+            ],
             option=orjson.OPT_SORT_KEYS,
         )
         return hashlib.sha256(scope).hexdigest()[:16]
+
+    def copy_path(self, remote: RemoteFile) -> Path:
+        """Where the copy of ``remote`` is kept (whole or, after a failed attempt, in part)."""
+        digest = hashlib.sha256(remote.version.encode()).hexdigest()[:16]
+        return self.root / f"download-{digest}.txt.gz"
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -85,18 +104,25 @@ class SplitStore:
             folder = self.root / version
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
+            copy = self.copy_path(remote)
             try:
-                download = open_download(remote, folder / DOWNLOAD)
+                download = open_download(remote, copy)
                 manifest = run_pass(self.config, download, remote, folder, log)
-            except BaseException:
+            except BaseException as exc:
                 shutil.rmtree(folder, ignore_errors=True)
+                if isinstance(exc, SourceError) and not isinstance(exc, SourceUnavailable):
+                    copy.unlink(missing_ok=True)  # refused: a retry must not trust it
                 raise
             write_manifest(folder, manifest)
             (self.root / CURRENT).write_bytes(orjson.dumps({"folder": version}))
-            self._remove_others(version)
+            self._remove_others(keep={version, copy.name})
         return manifest, False
 
-    def _remove_others(self, keep: str) -> None:
+    def _remove_others(self, keep: set[str]) -> None:
         for path in self.root.iterdir():
-            if path.is_dir() and path.name != keep:
+            if path.name in keep:
+                continue
+            if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
+            elif path.name.startswith("download-"):
+                path.unlink(missing_ok=True)

@@ -31,6 +31,9 @@ def _metadata(manifest: dict, reused: bool, disk_bytes: int) -> dict[str, dg.Met
         "last_modified": dg.MetadataValue.text(manifest["last_modified"]),
         "bytes": dg.MetadataValue.int(manifest["bytes"]),
         "bytes_downloaded": dg.MetadataValue.int(0 if reused else manifest["bytes_downloaded"]),
+        "bytes_from_disk": dg.MetadataValue.int(
+            0 if reused else manifest.get("bytes_from_disk", 0)
+        ),
         "resumes": dg.MetadataValue.int(manifest["resumes"]),
         "rows_read": dg.MetadataValue.int(manifest["rows_read"]),
         "rows_kept": dg.MetadataValue.int(sum(p["rows"] for p in years.values())),

@@ -179,7 +179,35 @@ def test_a_truncated_file_fails_clearly_and_loads_nothing(
     with psycopg.connect(warehouse_url) as conn:
         exists = conn.execute("SELECT to_regclass('public.facts_bulk')").fetchone()[0]
     assert exists is None
-    assert not list((tmp_path / "staging" / "bulk" / "crops_bulk").glob("*/year=*"))
+    root = tmp_path / "staging" / "bulk" / "crops_bulk"
+    assert not list(root.glob("*/year=*"))
+    assert not list(root.glob("download-*"))  # a retry or re-run must not trust the copy
+
+
+def test_a_retried_pass_reads_what_arrived_from_disk(instance, resources, bulk, dataset):
+    bulk.faults.add("cut", 6, "file")  # one cut more than an attempt resumes: the step fails
+    result = materialize(instance, resources, 2021)
+    assert result.success
+    retried = [e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retried == ["crops_bulk__bulk_file"]
+    size = bulk.published.size
+    assert bulk.stats.downloads == 1 and bulk.stats.bytes_served == size  # nothing sent twice
+    meta = result.asset_materializations_for_node("crops_bulk__bulk_file")[0].metadata
+    assert 0 < meta["bytes_from_disk"].value < size
+    assert meta["bytes_from_disk"].value + meta["bytes_downloaded"].value == size
+    assert meta["rows_kept_per_year"].value["2021"] == expected_count(dataset, 2021)
+
+
+def test_a_changed_query_splits_the_copy_again_without_a_download(instance, resources, bulk):
+    assert materialize(instance, resources, 2020).success
+    wider = {k: v for k, v in QUERY.items() if k != "short_desc__NOT_LIKE"}  # a year may grow
+    result = materialize(instance, resources, 2020, config=BULK.model_copy(update={"query": wider}))
+    assert result.success
+    meta = result.asset_materializations_for_node("crops_bulk__bulk_file")[0].metadata
+    assert not meta["reused"].value  # a new split, of the same file
+    assert meta["bytes_from_disk"].value == bulk.published.size
+    assert meta["bytes_downloaded"].value == 0
+    assert bulk.stats.downloads == 1 and bulk.stats.bytes_served == bulk.published.size
 
 
 def _tick(name, instance, resources, cursor=None):
