@@ -33,6 +33,7 @@ from ingest_assets.definitions import build_resources
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.conftest import create_database
+from ingest_assets_tests.support.pipeline import nass_catalog
 from ingest_assets_tests.support.s3 import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -41,13 +42,7 @@ DATASET = "nass_cel"
 YEARS = (2018, 2019, 2020, 2021)
 RECORDS = {2018: 1_200, 2019: 1_500, 2020: 900, 2021: 1_100}
 WORKERS = ("ingest-w1", "ingest-w2")
-CATALOG = f"""datasets:
-  {DATASET}:
-    source: nass
-    table: facts_data
-    start_year: 2018
-    query: {{source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}}
-"""
+CATALOG = nass_catalog(DATASET)
 
 pytestmark = pytest.mark.slow
 

@@ -68,13 +68,13 @@ class StagingArea:
         handle = self.fs.open(path, "wb", autocommit=False)
         try:
             yield handle
+            handle.close()  # uploads the last part; nothing is visible yet
+            handle.commit()  # completes the upload: the object appears, whole
         except BaseException:
             with suppress(Exception):
                 handle.close()
-            handle.discard()
+            handle.discard()  # aborts the upload; the key keeps its previous object
             raise
-        handle.close()
-        handle.commit()
 
     def _renamed(self, path: str) -> Iterator[IO[bytes]]:
         """Write under a temporary name beside ``path``, fsync, rename over ``path``."""

@@ -28,7 +28,7 @@ from ingest_assets_tests.staging.test_io_managers import (
     load,
     stage,
 )
-from ingest_assets_tests.support.pipeline import cli_env, run_dagster
+from ingest_assets_tests.support.pipeline import cli_env, nass_catalog, run_dagster
 from ingest_assets_tests.support.s3 import SECRET_KEY, S3Endpoint
 from ingest_assets_tests.support.secrets import blobs_text, dagster_storage_text, files_text, leaks
 
@@ -114,13 +114,7 @@ def test_a_manifest_another_worker_wrote_is_seen_after_a_listing(s3: S3Endpoint,
 
 
 DATASET = "nass_s3"
-CATALOG = f"""datasets:
-  {DATASET}:
-    source: nass
-    table: facts_data
-    start_year: 2018
-    query: {{source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}}
-"""
+CATALOG = nass_catalog(DATASET)
 
 
 def test_a_nass_year_staged_on_s3_lands_as_with_local_staging_and_leaks_no_secret(
