@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     ingest_staging: str | None = Field(
         None,
         description="Staged pages and Parquet frames: a folder or any fsspec URL "
-        "(`s3://…`); default `$INGEST_HOME/staging`.",
+        "(`s3://bucket/prefix` with the `s3` extra; credentials and endpoint from the standard "
+        "`AWS_*` variables); default `$INGEST_HOME/staging`.",
     )
     database_url: SecretStr | None = Field(
         None,
@@ -74,7 +75,7 @@ class Settings(BaseSettings):
     nass_bulk_dir: str | None = Field(
         None,
         description="A local folder for downloaded bulk files and their per-year splits; "
-        "default `$INGEST_STAGING/bulk`.",
+        "default `$INGEST_STAGING/bulk` (`$INGEST_HOME/bulk` when staging is an object store).",
     )
     socrata_app_token: SecretStr | None = Field(
         None, description="A Socrata app token (optional; raises the portal's rate limits)."

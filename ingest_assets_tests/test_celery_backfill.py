@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +33,8 @@ from ingest_assets.definitions import build_resources
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.conftest import create_database
+from ingest_assets_tests.support.pipeline import nass_catalog
+from ingest_assets_tests.support.s3 import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -40,24 +42,12 @@ DATASET = "nass_cel"
 YEARS = (2018, 2019, 2020, 2021)
 RECORDS = {2018: 1_200, 2019: 1_500, 2020: 900, 2021: 1_100}
 WORKERS = ("ingest-w1", "ingest-w2")
-CATALOG = f"""datasets:
-  {DATASET}:
-    source: nass
-    table: facts_data
-    start_year: 2018
-    query: {{source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}}
-"""
+CATALOG = nass_catalog(DATASET)
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
     """Stop a process we started in its own session, with its children (celery's pool)."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -68,14 +58,18 @@ def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
             process.wait(timeout)
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def start_redis(host: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+    """Debian's redis-server on ``host`` (a free port, no persistence) and its URL, once it
+    answers ``PING``.
+    """
     server = shutil.which("redis-server")
     assert server, "redis-server is not installed: apt-get install -y redis-server (.ci/run does)"
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
+    port = free_port(host)
+    # (protected mode refuses clients on any address but loopback when no password is set; the
+    # addresses used here are loopback or the private test network's)
+    options = ["--bind", host, "--protected-mode", "no", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [server, "--port", str(port), *options],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         start_new_session=True,
@@ -83,7 +77,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     deadline = time.monotonic() + 30
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            with socket.create_connection((host, port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
                     break
@@ -92,8 +86,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert process.poll() is None, f"redis-server exited with {process.returncode}"
         assert time.monotonic() < deadline, f"redis-server did not answer on port {port}"
         time.sleep(0.2)
-    yield f"redis://127.0.0.1:{port}"
-    _stop(process)
+    return process, f"redis://{host}:{port}"
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = start_redis("127.0.0.1", tmp_path_factory.mktemp("redis"))
+    yield url
+    stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -127,51 +127,53 @@ def celery_env(redis_url, standin, warehouse_url, dagster_pg_url, tmp_path) -> d
     }
 
 
+def worker_command(name: str) -> list[str]:
+    """A dagster-celery worker named ``name`` with one slot, on the deployment's worker config."""
+    return [
+        str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+        "-y", str(PROJECT / "deploy" / "celery" / "worker.yaml"), "-n", name,
+        "--", "--concurrency=1",
+    ]  # fmt: skip
+
+
+def await_workers(processes: list[subprocess.Popen], logs: list[Path], broker: str) -> list[str]:
+    """Wait until every worker answers a Celery ping; their node names."""
+    app = Celery(broker=broker)
+    deadline = time.monotonic() + 120
+    answered: set[str] = set()
+    while len(answered) < len(processes):
+        for process, log in zip(processes, logs, strict=True):
+            assert process.poll() is None, f"worker exited:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"workers did not answer; have {answered}"
+        answered |= {name for reply in app.control.ping(timeout=1) for name in reply}
+    return sorted(answered)
+
+
 @pytest.fixture
 def workers(celery_env, tmp_path) -> Iterator[list[str]]:
     """Two Celery workers, one task at a time each, started from another working directory."""
     workdir = tmp_path / "workers"
     workdir.mkdir()
+    logs = [workdir / f"{name}.log" for name in WORKERS]
     processes = [
         subprocess.Popen(
-            [
-                str(BIN / "dagster-celery"),
-                "worker",
-                "start",
-                "-A",
-                "dagster_celery.app",
-                "-y",
-                str(PROJECT / "deploy" / "celery" / "worker.yaml"),
-                "-n",
-                name,
-                "--",
-                "--concurrency=1",
-            ],
+            worker_command(name),
             env=celery_env,
             cwd=workdir,
-            stdout=(workdir / f"{name}.log").open("w"),
+            stdout=log.open("w"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        for name in WORKERS
+        for name, log in zip(WORKERS, logs, strict=True)
     ]
     try:
-        app = Celery(broker=celery_env["INGEST_CELERY_BROKER"])
-        deadline = time.monotonic() + 120
-        answered: set[str] = set()
-        while not {f"{name}@{socket.gethostname()}" for name in WORKERS} <= answered:
-            for process, name in zip(processes, WORKERS, strict=True):
-                log = (workdir / f"{name}.log").read_text()[-3000:]
-                assert process.poll() is None, f"worker {name} exited:\n{log}"
-            assert time.monotonic() < deadline, f"workers did not answer; have {answered}"
-            answered |= {name for reply in app.control.ping(timeout=1) for name in reply}
-        yield sorted(answered)
+        yield await_workers(processes, logs, celery_env["INGEST_CELERY_BROKER"])
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
 
 
-def _facts_checksum(url: str) -> tuple[int, str]:
+def facts_checksum(url: str) -> tuple[int, str]:
     with psycopg.connect(url) as conn:
         count, digest = conn.execute(
             "SELECT count(*), md5(string_agg(f::text, E'\\n' ORDER BY f::text)) FROM facts_data f"
@@ -179,7 +181,7 @@ def _facts_checksum(url: str) -> tuple[int, str]:
     return count, digest
 
 
-def _single_process_checksum(instance, pg_admin_url, standin, tmp_path, monkeypatch):
+def single_process_checksum(instance, pg_admin_url, standin, tmp_path, monkeypatch):
     url = create_database(pg_admin_url, "single")
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("INGEST_STAGING", str(tmp_path / "single_staging"))
@@ -197,30 +199,38 @@ def _single_process_checksum(instance, pg_admin_url, standin, tmp_path, monkeypa
             tags={"single_process": "baseline"},
         )
         assert result.success, f"single-process run of year {year} failed"
-    return _facts_checksum(url)
+    return facts_checksum(url)
 
 
-def _launch(year: int, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+def launch(
+    year: int, env: dict[str, str], logdir: Path, host: Sequence[str] = ()
+) -> subprocess.Popen:
+    """``dagster asset materialize`` of one year (prefixed by ``host``: where it runs)."""
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "ingest_assets.definitions"]
     command += ["--select", f"key:{DATASET}/raw_pages+", "--partition", str(year)]
-    log = (cwd / f"run_{year}.log").open("w")
-    return subprocess.Popen(command, env=env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT)
+    log = (logdir / f"run_{year}.log").open("w")
+    return subprocess.Popen(
+        [*host, *command], env=env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
-def test_backfill_on_two_celery_workers_matches_a_single_process_run(
-    celery_env, workers, instance, pg_admin_url, standin, warehouse_url, tmp_path, monkeypatch
-):
+def run_backfill(
+    instance, env: dict[str, str], logdir: Path, host: Sequence[str] = ()
+) -> dict[int, dict[str, str]]:
+    """Launch the years as concurrent runs, wait for them, check each ran every step on a
+    Celery worker and none in its own process; the worker of each step, per year.
+    """
     # Give the API pool its limit up front, as docs/scaling.md asks of a deployment: runs that
     # start together on a fresh instance race to insert the pool's default limit (dagster 1.13).
-    pool = api_pool(load_catalog(Path(celery_env["INGEST_DATASETS"]))[DATASET])
+    pool = api_pool(load_catalog(Path(env["INGEST_DATASETS"]))[DATASET])
     instance.event_log_storage.set_concurrency_slots(pool, 2)
     started = datetime.now(UTC)
-    runs = {year: _launch(year, celery_env, tmp_path) for year in YEARS}
+    runs = {year: launch(year, env, logdir, host) for year in YEARS}
     for year, process in runs.items():
         code = process.wait(timeout=600)
-        log = (tmp_path / f"run_{year}.log").read_text()
+        log = (logdir / f"run_{year}.log").read_text()
         assert code == 0, f"run of year {year} failed:\n{log[-4000:]}"
-        assert standin.api_key not in log
+        assert env["NASS_API_KEY"] not in log
 
     placements: dict[int, dict[str, str]] = {}
     facts_key = dg.AssetKey([DATASET, "facts"])
@@ -250,11 +260,17 @@ def test_backfill_on_two_celery_workers_matches_a_single_process_run(
             if r.dagster_event_type == DagsterEventType.STEP_START
         }
         assert step_pids and run_pid not in step_pids, f"year {year} ran a step in-process"
+    return placements
 
+
+def test_backfill_on_two_celery_workers_matches_a_single_process_run(
+    celery_env, workers, instance, pg_admin_url, standin, warehouse_url, tmp_path, monkeypatch
+):
+    placements = run_backfill(instance, celery_env, tmp_path)
     used = {worker for steps in placements.values() for worker in steps.values()}
     assert used == set(workers), f"steps did not spread over both workers: {placements}"
 
-    celery = _facts_checksum(warehouse_url)
+    celery = facts_checksum(warehouse_url)
     assert celery[0] == sum(RECORDS.values())
-    single = _single_process_checksum(instance, pg_admin_url, standin, tmp_path, monkeypatch)
+    single = single_process_checksum(instance, pg_admin_url, standin, tmp_path, monkeypatch)
     assert celery == single

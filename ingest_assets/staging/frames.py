@@ -2,8 +2,9 @@
 
 The ``cleaned`` asset returns a ``FrameStream`` (a schema and an iterator of Arrow tables, one per
 staged page); this IO manager writes each chunk as it comes, so a million-row year never sits in
-memory. Downstream assets receive ``CleanedFrames``, a handle that streams record batches back
-out.
+memory. The file appears whole or not at all (``StagingArea.open_atomic``: a rename on a local
+folder, an upload committed only on success on object storage). Downstream assets receive
+``CleanedFrames``, a handle that streams record batches back out.
 """
 
 from __future__ import annotations
@@ -84,14 +85,12 @@ class ParquetFramesIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: FrameStream) -> None:
         area = StagingArea(self.base_path)
         path = self._path(area, context)
-        area.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        tmp = f"{path}.tmp"
         started = time.monotonic()
         rows = 0
         preview: str | None = None
         # the next pages are cleaned on a second thread while this one is written
         with (
-            area.fs.open(tmp, "wb") as sink,
+            area.open_atomic(path) as sink,
             pq.ParquetWriter(sink, obj.schema) as writer,
             closing(ahead(obj.chunks, 2, "clean-ahead")) as chunks,
         ):
@@ -102,7 +101,6 @@ class ParquetFramesIOManager(dg.ConfigurableIOManager):
                 rows += chunk.num_rows
                 if preview is None:
                     preview = _markdown_preview(chunk.slice(0, 5))
-        area.fs.mv(tmp, path)
         context.add_output_metadata(
             {
                 "dagster/row_count": dg.MetadataValue.int(rows),
@@ -110,7 +108,7 @@ class ParquetFramesIOManager(dg.ConfigurableIOManager):
                 "bytes": dg.MetadataValue.int(area.fs.size(path)),
                 "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
                 "preview": dg.MetadataValue.md(preview or "(no rows)"),
-                "path": dg.MetadataValue.path(path),
+                "path": dg.MetadataValue.path(area.url(path)),
             }
         )
 
@@ -120,6 +118,6 @@ class ParquetFramesIOManager(dg.ConfigurableIOManager):
         if not area.fs.exists(path):
             raise StagingError(
                 f"no cleaned frame for {'/'.join(context.asset_key.path)} "
-                f"year {context.asset_partition_key} at {path}; materialize cleaned first"
+                f"year {context.asset_partition_key} at {area.url(path)}; materialize cleaned first"
             )
         return CleanedFrames(area, path)

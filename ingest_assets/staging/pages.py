@@ -227,7 +227,7 @@ class StagedPagesIOManager(dg.ConfigurableIOManager):
                 "bytes_staged": dg.MetadataValue.int(stored),
                 "seconds": dg.MetadataValue.float(round(seconds, 3)),
                 "source_query": dg.MetadataValue.json(obj.query),
-                "path": dg.MetadataValue.path(folder),
+                "path": dg.MetadataValue.path(area.url(folder)),
             }
         )
 
@@ -238,6 +238,7 @@ class StagedPagesIOManager(dg.ConfigurableIOManager):
         if manifest is None:
             raise StagingError(
                 f"no staged pages for {'/'.join(context.asset_key.path)} "
-                f"year {context.asset_partition_key} at {folder}; materialize raw_pages first"
+                f"year {context.asset_partition_key} at {area.url(folder)}; "
+                "materialize raw_pages first"
             )
         return StagedPages(area, folder, manifest)

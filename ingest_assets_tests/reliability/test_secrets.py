@@ -23,6 +23,7 @@ from ingest_assets.kinds.nass.source import NassApi
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import NassStandIn
 from ingest_assets_tests.reliability.faults import year_checksum
+from ingest_assets_tests.support.secrets import dagster_storage_text, files_text, leaks
 
 pytestmark = pytest.mark.reliability
 
@@ -62,29 +63,6 @@ def least_privilege_url(admin_url: str) -> str:
     return parts._replace(netloc=f"{ROLE}:{PASSWORD}@{host}").geturl()
 
 
-def dagster_storage_text(dagster_pg_url: str) -> str:
-    url = "postgresql://" + dagster_pg_url.split("://", 1)[1]
-    texts = []
-    with psycopg.connect(url) as conn:
-        tables = conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
-        ).fetchall()
-        for schema, table in tables:
-            query = sql.SQL("SELECT t::text FROM {}.{} AS t").format(
-                sql.Identifier(schema), sql.Identifier(table)
-            )
-            texts += [row for (row,) in conn.execute(query)]
-    assert any("nass_sec" in t for t in texts)  # the search did reach the run's events
-    return "\n".join(texts)
-
-
-def files_text(folder: Path) -> str:
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    assert files, f"nothing to search under {folder}"
-    return "\n".join(p.read_bytes().decode("latin-1") for p in files)
-
-
 def test_a_run_as_a_least_privilege_role_leaves_no_secret_anywhere(
     instance, dagster_pg_url, warehouse_url, tmp_path, monkeypatch, capfd, tally
 ):
@@ -110,17 +88,12 @@ def test_a_run_as_a_least_privilege_role_leaves_no_secret_anywhere(
 
     output = capfd.readouterr()
     traces = {
-        "dagster storage": dagster_storage_text(dagster_pg_url),
+        "dagster storage": dagster_storage_text(dagster_pg_url, "nass_sec"),
         "instance folder": files_text(Path(instance.root_directory)),
         "staging folder": files_text(staging),
         "process output": output.out + output.err,
     }
-    found = {
-        (where, secret)
-        for where, text in traces.items()
-        for secret in (KEY, PASSWORD)
-        if secret in text
-    }
+    found = leaks(traces, (KEY, PASSWORD))
     tally.add("secrets_found", len(found))
     assert found == set()
 

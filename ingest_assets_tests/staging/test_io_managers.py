@@ -123,7 +123,7 @@ def test_frames_round_trip_chunk_by_chunk_skipping_empty_chunks(tmp_path: Path) 
     context = dg.build_output_context(asset_key=FRAMES_KEY, partition_key=YEAR)
     manager.handle_output(context, FrameStream(SCHEMA, iter(chunks)))
     path = tmp_path / "demo" / "cleaned" / f"{YEAR}.parquet"
-    assert path.exists() and not path.with_suffix(".parquet.tmp").exists()
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left beside it
     assert context.get_logged_metadata()["dagster/row_count"].value == 3
     frames = manager.load_input(dg.build_input_context(asset_key=FRAMES_KEY, partition_key=YEAR))
     assert frames.num_rows == 3

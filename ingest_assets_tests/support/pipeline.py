@@ -25,6 +25,17 @@ def nass_resources(
     return build_resources()
 
 
+def nass_catalog(dataset: str) -> str:
+    """A one-entry catalog (YAML text): ``dataset``, NASS survey crops by county, from 2018."""
+    return f"""datasets:
+  {dataset}:
+    source: nass
+    table: facts_data
+    start_year: 2018
+    query: {{source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}}
+"""
+
+
 PROJECT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 

@@ -82,7 +82,8 @@ class NassBulkFiles(KindResource):
     """Where the bulk files are listed and where their splits are kept (a local folder).
 
     ``listing_url`` defaults to NASS's ``datasets/`` page (``NASS_BULK_URL`` points at the
-    stand-in); ``work_dir`` defaults to ``<INGEST_STAGING>/bulk`` (``NASS_BULK_DIR``).
+    stand-in); ``work_dir`` defaults to ``<INGEST_STAGING>/bulk`` (``NASS_BULK_DIR``), or
+    ``$INGEST_HOME/bulk`` when staging is an object store.
     """
 
     resource_key: ClassVar[str] = "nass_bulk_files"
@@ -94,10 +95,15 @@ class NassBulkFiles(KindResource):
 
     @classmethod
     def from_settings(cls, config: Settings) -> NassBulkFiles:
-        """``NASS_BULK_URL`` / ``NASS_BULK_DIR`` when set, else NASS's page and the staging."""
+        """``NASS_BULK_URL`` / ``NASS_BULK_DIR`` when set, else NASS's page and the staging
+        (``$INGEST_HOME/bulk`` when staging is an object store: the splits need a local disk).
+        """
+        from ingest_assets.embedded import ingest_home
         from ingest_assets.resources import staging_base  # the resources import the kinds
 
-        work_dir = config.nass_bulk_dir or f"{staging_base(config).rstrip('/')}/bulk"
+        base = staging_base(config).rstrip("/")
+        default = f"{base}/bulk" if "://" not in base else str(ingest_home() / "bulk")
+        work_dir = config.nass_bulk_dir or default
         return cls(listing_url=config.nass_bulk_url or DEFAULT_LISTING_URL, work_dir=work_dir)
 
     def remote(self, config: NassBulkDatasetConfig) -> RemoteFile:
