@@ -134,8 +134,10 @@ def ledger(warehouse: str) -> list[tuple[int, int, int, str]]:
 
 
 def export_all(warehouse: str, path: Path) -> None:
-    """Every loaded row as a CSV file (no header): the input of the plain COPY."""
-    query = sql.SQL("COPY (SELECT * FROM {}) TO STDOUT (FORMAT csv)").format(sql.Identifier(TABLE))
+    """Every loaded row as a CSV file with a header, as ``partition_bench.plain_copy`` reads it."""
+    query = sql.SQL("COPY (SELECT * FROM {}) TO STDOUT (FORMAT csv, HEADER true)").format(
+        sql.Identifier(TABLE)
+    )
     with (
         psycopg.connect(warehouse) as conn,
         path.open("wb") as sink,
