@@ -32,6 +32,7 @@ query($id: String!) {
   }
 }"""
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+BACKFILL_SUCCEEDED = {"COMPLETED", "COMPLETED_SUCCESS"}
 
 
 def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -56,3 +57,25 @@ def wait_for_code(url: str, timeout: float = 240.0) -> None:
             return
         time.sleep(1.0)
     raise TimeoutError(f"code locations at {url} not loaded after {timeout:.0f}s: {entries}")
+
+
+def launch_backfill(url: str, partitions: list[str] | None, assets: list[list[str]]) -> str:
+    """Launch a backfill of the assets (key paths) as the UI's backfill dialog does: of the
+    ``partitions`` they share, or with None of every partition of each (the dialog's only choice
+    when their partitions definitions differ: ``allPartitions``). Its id, or an error quoting the
+    answer."""
+    params: dict[str, Any] = {"assetSelection": [{"path": path} for path in assets], "tags": []}
+    if partitions is None:
+        params["allPartitions"] = True
+    else:
+        params.update(partitionNames=partitions, fromFailure=False)
+    launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    if launched["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"the backfill launch failed: {launched}")
+    return launched["backfillId"]
+
+
+def backfill_status(url: str, backfill_id: str) -> str:
+    """The backfill's status as the UI shows it (``REQUESTED``, ``COMPLETED_SUCCESS``, ...)."""
+    answer = graphql(url, BACKFILL_STATUS, {"id": backfill_id})
+    return answer["partitionBackfillOrError"]["status"]
