@@ -83,17 +83,19 @@ def fresh_instance_url(name: str = "backfill_bench_dagster") -> str:
     return "postgresql+psycopg2://" + embedded_url(name).removeprefix("postgresql://")
 
 
-def ledger_loads(warehouse: str, after_id: int) -> tuple[int, list[tuple[str, int]]]:
-    """(the ledger's highest id, the (dataset, year) of every row with an id above ``after_id``)."""
+def ledger_loads(warehouse: str, after_id: int) -> tuple[int, list[tuple[str, int, int]]]:
+    """(the ledger's highest id, the (dataset, year, rows loaded) of every row with an id above
+    ``after_id``)."""
     with psycopg.connect(warehouse) as conn:
         exists = conn.execute("SELECT to_regclass('ingest_meta.load_ledger')").fetchone()[0]
         if exists is None:
             return 0, []
         rows = conn.execute(
-            "SELECT dataset, year FROM ingest_meta.load_ledger WHERE id > %s", (after_id,)
+            "SELECT dataset, year, rows_loaded FROM ingest_meta.load_ledger WHERE id > %s",
+            (after_id,),
         ).fetchall()
         top = conn.execute("SELECT coalesce(max(id), 0) FROM ingest_meta.load_ledger").fetchone()
-    return top[0], sorted((dataset, year) for dataset, year in rows)
+    return top[0], sorted(rows)
 
 
 def backfill_years(env: dict[str, str], home: Path, years: list[int]) -> tuple[float, float]:
@@ -149,7 +151,7 @@ def benchmark(n_years: int, rows: int) -> dict[str, Any]:
         last_id, _ = ledger_loads(warehouse, 0)
         up, backfill_seconds = backfill_years(env, work / "dagster_home", years)
         _, loads = ledger_loads(warehouse, last_id)
-        loaded_years = [year for dataset, year in loads if dataset == DATASET]
+        loaded_years = [year for dataset, year, _ in loads if dataset == DATASET]
         with psycopg.connect(warehouse) as conn:
             per_year = dict(
                 conn.execute(

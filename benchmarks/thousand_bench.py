@@ -253,6 +253,24 @@ def concurrency_figures(instance_url: str, backfill: str, pools: dict[str, str])
     }
 
 
+def storage_growth(instance_url: str, backfill: str) -> dict[str, Any]:
+    """Event-log rows and serialized bytes per succeeded run, and the instance database's size:
+    what run retention has to keep in check."""
+    with psycopg.connect(instance_url) as conn:
+        runs, events, size = conn.execute(
+            "SELECT count(DISTINCT r.run_id), count(e.id), coalesce(sum(octet_length(e.event)), 0) "
+            "FROM runs r JOIN event_logs e ON e.run_id = r.run_id "
+            "WHERE r.backfill_id = %s AND r.status = 'SUCCESS'",
+            (backfill,),
+        ).fetchone()
+        database = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    return {
+        "events_per_run": round(events / runs, 1) if runs else None,
+        "event_kb_per_run": round(size / runs / 1024, 1) if runs else None,
+        "instance_database_mb": round(database / 2**20, 1),
+    }
+
+
 def reload_code(url: str) -> float:
     """Reload the code location as the UI's "Reload" button does; seconds until it is loaded."""
     from ingest_assets_tests.support.graphql import graphql, wait_for_code
@@ -363,6 +381,7 @@ def run_backfill(
         deadline = _deadline(options.deadline)
         finished, figures = backfill.watch(deadline, checkpoint)
         figures.update(concurrency_figures(backfill.instance_url, backfill.id, datasets))
+        figures.update(storage_growth(backfill.instance_url, backfill.id))
     figures["pool_limits"] = {item["concurrencyKey"]: item["slotCount"] for item in limits}
     figures["finished"] = finished
     figures["dagster_dev_up_seconds"] = round(up, 2)
@@ -379,21 +398,28 @@ def _deadline(text: str | None) -> float | None:
     return now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
 
 
-def verdict(figures: dict[str, Any], loads: list[tuple[str, int]], expected: set) -> list[str]:
-    """What went wrong, one line each (empty: every run succeeded, limits held, all loaded)."""
+def verdict(
+    figures: dict[str, Any], loads: list[tuple[str, int, int]], expected: set, rows: int
+) -> list[str]:
+    """What went wrong, one line each (empty: every run succeeded, the backfill was never
+    cancelled, pool limits held, every dataset-year loaded with all its rows)."""
     problems = []
     if figures["finished"] and figures["backfill_status"] not in ("COMPLETED", "COMPLETED_SUCCESS"):
         problems.append(f"the backfill ended {figures['backfill_status']}")
     if {"CANCELED", "CANCELING", "FAILED"} & set(figures["statuses_seen"]):
         problems.append(f"the backfill was seen {figures['statuses_seen']}")
-    failed = {s: n for s, n in figures["runs_by_status"].items() if s not in ("SUCCESS",)}
+    failed = {s: n for s, n in figures["runs_by_status"].items() if s != "SUCCESS"}
     if figures["finished"] and failed:
         problems.append(f"runs not succeeded: {failed}")
     for pool, peak in figures["peak_raw_pages_per_pool"].items():
         if peak > figures["pool_limits"].get(pool, POOL_LIMIT):
             problems.append(f"pool {pool}: {peak} raw_pages steps at once, limit exceeded")
-    if figures["finished"] and set(loads) != expected:
-        problems.append(f"ledger: {len(set(loads))} (dataset, year) loads of {len(expected)}")
+    loaded = {(dataset, year) for dataset, year, _ in loads}
+    if figures["finished"] and loaded != expected:
+        problems.append(f"ledger: {len(loaded & expected)} dataset-years of {len(expected)}")
+    short = sorted((dataset, year) for dataset, year, n in loads if n != rows)
+    if short:
+        problems.append(f"{len(short)} loads without {rows} rows, e.g. {short[:3]}")
     return problems
 
 
@@ -416,9 +442,11 @@ def benchmark(options: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, 
     }
     try:
         with ExitStack() as stack:
+            # every year named: the stand-in's own default years start in 2000 (earlier: empty)
+            records = dict.fromkeys({year for own in years for year in own}, options.rows)
             standins = [
                 stack.enter_context(
-                    NassStandIn(NassDataset({}, options.rows), host=f"127.0.0.{i + 2}")
+                    NassStandIn(NassDataset(records, options.rows), host=f"127.0.0.{i + 2}")
                 )
                 for i in range(options.nass_hosts)
             ]
@@ -459,8 +487,9 @@ def benchmark(options: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     expected = {(name, year) for name, own in zip(names, years, strict=True) for year in own}
-    figures["ledger_loads"] = len(set(loads) & expected)
-    figures["problems"] = verdict(figures, loads, expected)
+    figures["ledger_loads"] = len({(dataset, year) for dataset, year, _ in loads} & expected)
+    figures["rows_loaded"] = sum(n for _, _, n in loads)
+    figures["problems"] = verdict(figures, loads, expected, options.rows)
     result["backfill"] = figures
     result["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     return result
@@ -483,6 +512,8 @@ def summary(result: dict[str, Any]) -> str:
         f"  peak concurrent runs {backfill['peak_concurrent_runs']} "
         f"(limits {backfill['run_limits']}); raw_pages peak per pool "
         f"{backfill['peak_raw_pages_per_pool']} (limits {backfill['pool_limits']})",
+        f"  storage: {backfill['events_per_run']} events ({backfill['event_kb_per_run']} KB) per "
+        f"run; instance database {backfill['instance_database_mb']} MB",
         f"  code reloads: {backfill['reloads']}; statuses seen {backfill['statuses_seen']}",
         f"  1-minute load {result['load_average_1m_start']} -> {result['load_average_1m_end']}",
         f"  problems: {backfill['problems'] or 'none'}",

@@ -43,6 +43,7 @@ def test_a_small_catalog_backfills_through_a_code_reload(
     assert all(backfill["raw_pages_steps_per_pool"][p] == 3 for p in pools)
     for pool in pools:
         assert 1 <= backfill["peak_raw_pages_per_pool"][pool] <= backfill["pool_limits"][pool]
-    assert backfill["ledger_loads"] == 9 and backfill["problems"] == []
+    assert backfill["ledger_loads"] == 9 and backfill["rows_loaded"] == 9 * 200
+    assert backfill["problems"] == []
     assert result["definitions_load"]["assets"] == 9
     assert "problems: none" in stdout
