@@ -66,15 +66,6 @@ FIRST_YEAR = 1960  # dataset i covers FIRST_YEAR + i on: each its own partitions
 LOCATION = "ingest_assets"
 PROGRESS_SECONDS = 30.0
 POOL_LIMIT = 2  # dagster.yaml's default_limit, set explicitly per pool before the launch
-RELOAD = """
-mutation($name: String!) {
-  reloadRepositoryLocation(repositoryLocationName: $name) {
-    __typename
-    ... on WorkspaceLocationEntry { loadStatus }
-    ... on PythonError { message }
-  }
-}"""
-POOL_LIMITS = "{ instance { concurrencyLimits { concurrencyKey slotCount } } }"
 Checkpoint = Callable[[dict[str, Any]], None]
 """Writes the figures so far (the JSON of ``--out``)."""
 NASS_QUERY = "    query: {source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}\n"
@@ -273,13 +264,10 @@ def storage_growth(instance_url: str, backfill: str) -> dict[str, Any]:
 
 def reload_code(url: str) -> float:
     """Reload the code location as the UI's "Reload" button does; seconds until it is loaded."""
-    from ingest_assets_tests.support.graphql import graphql, wait_for_code
+    from ingest_assets_tests.support.graphql import reload_location
 
     started = time.monotonic()
-    answer = graphql(url, RELOAD, {"name": LOCATION})["reloadRepositoryLocation"]
-    if answer["__typename"] != "WorkspaceLocationEntry":
-        raise SystemExit(f"thousand_bench: the reload failed: {answer}")
-    wait_for_code(url)
+    reload_location(url, LOCATION)
     return time.monotonic() - started
 
 
@@ -363,7 +351,7 @@ def run_backfill(
     checkpoint: Checkpoint,
 ) -> dict[str, Any]:
     """``dagster dev`` up, pool limits set, the backfill launched and watched; its figures."""
-    from ingest_assets_tests.support.graphql import graphql, wait_for_code
+    from ingest_assets_tests.support.graphql import pool_limits, wait_for_code
     from ingest_assets_tests.ui.dagster_dev import dagster_dev
 
     config = instance_yaml(options.max_runs, options.launch_threads)
@@ -375,14 +363,14 @@ def run_backfill(
     with dagster_dev(env, home, instance_yaml=config) as url:
         wait_for_code(url)
         up = time.monotonic() - started
-        limits = graphql(url, POOL_LIMITS)["instance"]["concurrencyLimits"]
+        limits = pool_limits(url)
         backfill = Backfill(url, env, len(datasets) * options.years, options.reload_every)
         backfill.launch(datasets)
         deadline = _deadline(options.deadline)
         finished, figures = backfill.watch(deadline, checkpoint)
         figures.update(concurrency_figures(backfill.instance_url, backfill.id, datasets))
         figures.update(storage_growth(backfill.instance_url, backfill.id))
-    figures["pool_limits"] = {item["concurrencyKey"]: item["slotCount"] for item in limits}
+    figures["pool_limits"] = limits
     figures["finished"] = finished
     figures["dagster_dev_up_seconds"] = round(up, 2)
     instance = yaml.safe_load(config)
