@@ -68,43 +68,43 @@ def sling_years(folder: Path, years: list[int], rows: int, warehouse: str, work:
     return seconds
 
 
-def fresh_instance_url() -> str:
-    """``DAGSTER_PG_URL`` if set, else a new embedded database: the backfill's runs are then the
-    only runs on the instance (the daemon would otherwise resume the instance's old work)."""
+def fresh_instance_url(name: str = "backfill_bench_dagster") -> str:
+    """``DAGSTER_PG_URL`` if set, else a new embedded database ``name``: the backfill's runs are
+    then the only runs on the instance (the daemon would otherwise resume its old work)."""
     if os.environ.get("DAGSTER_PG_URL"):
         return os.environ["DAGSTER_PG_URL"]
     from psycopg import sql
 
     from ingest_assets.embedded import embedded_url
 
-    name = "backfill_bench_dagster"
     admin = embedded_url("postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
     return "postgresql+psycopg2://" + embedded_url(name).removeprefix("postgresql://")
 
 
-def ledger_years(warehouse: str, after_id: int) -> tuple[int, list[int]]:
-    """(the ledger's highest id, the years of this dataset's rows with an id above ``after_id``)."""
+def ledger_loads(warehouse: str, after_id: int) -> tuple[int, list[tuple[str, int, int]]]:
+    """(the ledger's highest id, the (dataset, year, rows loaded) of every row with an id above
+    ``after_id``)."""
     with psycopg.connect(warehouse) as conn:
         exists = conn.execute("SELECT to_regclass('ingest_meta.load_ledger')").fetchone()[0]
         if exists is None:
             return 0, []
         rows = conn.execute(
-            "SELECT id, year FROM ingest_meta.load_ledger WHERE dataset = %s AND id > %s",
-            (DATASET, after_id),
+            "SELECT dataset, year, rows_loaded FROM ingest_meta.load_ledger WHERE id > %s",
+            (after_id,),
         ).fetchall()
         top = conn.execute("SELECT coalesce(max(id), 0) FROM ingest_meta.load_ledger").fetchone()
-    return top[0], sorted(year for _, year in rows)
+    return top[0], sorted(rows)
 
 
 def backfill_years(env: dict[str, str], home: Path, years: list[int]) -> tuple[float, float]:
     """(seconds for dagster dev to load the code, seconds from launch to the backfill's end)."""
     from ingest_assets_tests.support.graphql import (
         BACKFILL_DONE,
-        BACKFILL_STATUS,
-        LAUNCH_BACKFILL,
-        graphql,
+        BACKFILL_SUCCEEDED,
+        backfill_status,
+        launch_backfill,
         wait_for_code,
     )
     from ingest_assets_tests.ui.dagster_dev import dagster_dev
@@ -113,25 +113,16 @@ def backfill_years(env: dict[str, str], home: Path, years: list[int]) -> tuple[f
     with dagster_dev(env, home) as url:
         wait_for_code(url)
         up = time.monotonic() - started
-        params = {
-            "partitionNames": [str(y) for y in years],
-            "assetSelection": [{"path": [DATASET, step]} for step in STEPS],
-            "fromFailure": False,
-            "tags": [],
-        }
         launched_at = time.monotonic()
-        launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
-        if launched["__typename"] != "LaunchBackfillSuccess":
-            raise SystemExit(f"backfill_bench: the launch failed: {launched}")
+        backfill = launch_backfill(url, [str(y) for y in years], [[DATASET, s] for s in STEPS])
         status = None
         while time.monotonic() - launched_at < 1800:
-            status = graphql(url, BACKFILL_STATUS, {"id": launched["backfillId"]})
-            status = status["partitionBackfillOrError"]["status"]
+            status = backfill_status(url, backfill)
             if status in BACKFILL_DONE:
                 break
             time.sleep(0.5)
         seconds = time.monotonic() - launched_at
-        if status not in ("COMPLETED", "COMPLETED_SUCCESS"):
+        if status not in BACKFILL_SUCCEEDED:
             log = (home / "dagster_dev.log").read_text(errors="replace")[-3000:]
             raise SystemExit(f"backfill_bench: the backfill ended {status}:\n{log}")
     return up, seconds
@@ -157,9 +148,10 @@ def benchmark(n_years: int, rows: int) -> dict[str, Any]:
             "INGEST_STAGING": str(work / "staging"),
         }
         env.pop("INGEST_EXECUTOR", None)  # the default, as a user's dagster dev runs it
-        last_id, _ = ledger_years(warehouse, 0)
+        last_id, _ = ledger_loads(warehouse, 0)
         up, backfill_seconds = backfill_years(env, work / "dagster_home", years)
-        _, loaded_years = ledger_years(warehouse, last_id)
+        _, loads = ledger_loads(warehouse, last_id)
+        loaded_years = [year for dataset, year, _ in loads if dataset == DATASET]
         with psycopg.connect(warehouse) as conn:
             per_year = dict(
                 conn.execute(

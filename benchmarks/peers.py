@@ -92,19 +92,26 @@ def write_year(path: Path, rows: int, year: int = YEAR) -> None:
             )
 
 
-def catalog_yaml(folder: Path, first_year: int = YEAR - 1, last_year: int = YEAR + 1) -> str:
-    columns = "".join(f"      {name}: {kind}\n" for name, kind in COLUMNS.items() if name != "year")
+def files_entry(name: str, folder: Path, first_year: int, last_year: int) -> str:
+    """The catalog entry (YAML, indented under ``datasets:``) of a files dataset ``name`` reading
+    ``folder``'s gzip CSVs into a table of the same name, typed by ``COLUMNS``."""
+    columns = "".join(
+        f"      {column}: {kind}\n" for column, kind in COLUMNS.items() if column != "year"
+    )
     return (
-        "datasets:\n"
-        f"  {DATASET}:\n"
+        f"  {name}:\n"
         "    source: files\n"
-        "    table: bench_files\n"
+        f"    table: {name}\n"
         f"    start_year: {first_year}\n"
         f"    end_year: {last_year}\n"
         f"    path: {folder}/*.csv.gz\n"
         "    year_column: Year\n"
         f"    columns:\n{columns}"
     )
+
+
+def catalog_yaml(folder: Path, first_year: int = YEAR - 1, last_year: int = YEAR + 1) -> str:
+    return "datasets:\n" + files_entry(DATASET, folder, first_year, last_year)
 
 
 # -- the peers, each the body of its own process (``--peer NAME``) ------------------------------

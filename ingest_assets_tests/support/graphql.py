@@ -32,6 +32,17 @@ query($id: String!) {
   }
 }"""
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+BACKFILL_SUCCEEDED = {"COMPLETED", "COMPLETED_SUCCESS"}
+# The UI's "Reload" of a code location: dagster dev's code server starts a new gRPC server.
+RELOAD_LOCATION = """
+mutation($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on WorkspaceLocationEntry { loadStatus }
+    ... on PythonError { message }
+  }
+}"""
+POOL_LIMITS = "{ instance { concurrencyLimits { concurrencyKey slotCount } } }"
 
 
 def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -56,3 +67,40 @@ def wait_for_code(url: str, timeout: float = 240.0) -> None:
             return
         time.sleep(1.0)
     raise TimeoutError(f"code locations at {url} not loaded after {timeout:.0f}s: {entries}")
+
+
+def launch_backfill(url: str, partitions: list[str] | None, assets: list[list[str]]) -> str:
+    """Launch a backfill of the assets (key paths) as the UI's backfill dialog does: of the
+    ``partitions`` they share, or with None of every partition of each (the dialog's only choice
+    when their partitions definitions differ: ``allPartitions``). Its id, or an error quoting the
+    answer."""
+    params: dict[str, Any] = {"assetSelection": [{"path": path} for path in assets], "tags": []}
+    if partitions is None:
+        params["allPartitions"] = True
+    else:
+        params.update(partitionNames=partitions, fromFailure=False)
+    launched = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    if launched["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"the backfill launch failed: {launched}")
+    return launched["backfillId"]
+
+
+def backfill_status(url: str, backfill_id: str) -> str:
+    """The backfill's status as the UI shows it (``REQUESTED``, ``COMPLETED_SUCCESS``, ...)."""
+    answer = graphql(url, BACKFILL_STATUS, {"id": backfill_id})
+    return answer["partitionBackfillOrError"]["status"]
+
+
+def reload_location(url: str, name: str) -> None:
+    """Reload the code location ``name`` as the UI's "Reload" button does, and wait until every
+    location has loaded again."""
+    answer = graphql(url, RELOAD_LOCATION, {"name": name})["reloadRepositoryLocation"]
+    if answer["__typename"] != "WorkspaceLocationEntry":
+        raise RuntimeError(f"reloading the code location {name!r} failed: {answer}")
+    wait_for_code(url)
+
+
+def pool_limits(url: str) -> dict[str, int]:
+    """Each pool's limit as the instance holds it (Deployment → Concurrency in the UI)."""
+    limits = graphql(url, POOL_LIMITS)["instance"]["concurrencyLimits"]
+    return {item["concurrencyKey"]: item["slotCount"] for item in limits}

@@ -48,15 +48,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def dagster_dev(env: Mapping[str, str], home: Path, timeout: float = 300.0) -> Iterator[str]:
+def dagster_dev(
+    env: Mapping[str, str], home: Path, timeout: float = 300.0, instance_yaml: str | None = None
+) -> Iterator[str]:
     """Run ``dagster dev`` with ``env`` and ``home`` as DAGSTER_HOME; yield the UI's base URL.
+
+    The instance is the project's ``dagster.yaml``, or ``instance_yaml`` (its text) when given.
 
     Output goes to ``home/dagster_dev.log``, quoted in the error if the UI never comes up. The
     process group is stopped (SIGINT, then SIGKILL after a grace period) on exit.
     """
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").unlink(missing_ok=True)
-    (home / "dagster.yaml").symlink_to(PROJECT / "dagster.yaml")  # the project's, as ./run does
+    if instance_yaml is None:
+        (home / "dagster.yaml").symlink_to(PROJECT / "dagster.yaml")  # the project's, as ./run does
+    else:
+        (home / "dagster.yaml").write_text(instance_yaml)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = home / "dagster_dev.log"
