@@ -9,7 +9,11 @@ counts. Only if all four agree, and the shrink guard (``shrink``) accepts the ne
 against the old year's, is the old year's partition detached and dropped and the new one attached
 in its place, with a ledger row, and committed.
 Readers see the old year or the new one, never a mix; a crash at any point rolls everything back;
-two runs of the same year queue on the lock instead of interleaving.
+two runs of the same year queue on the lock instead of interleaving. Loads of other years of the
+same table queue too, on the parent's ``SHARE UPDATE EXCLUSIVE`` lock, taken first: each load
+holds a share lock on the parent from creating its year table, so two reloads swapping at once
+each waited for the other's to DETACH, a deadlock PostgreSQL ended by aborting one. Readers
+are not blocked by that lock, only by the DETACH/ATTACH at the end.
 
 Incremental datasets (``upsert_year``) COPY the changed rows into a temporary table instead and
 merge them on ``(year, key)`` with ``INSERT ... ON CONFLICT`` under the same lock, advancing the
@@ -147,11 +151,14 @@ def analyze_table(conn: psycopg.Connection, ident: sql.Composable) -> float:
 
 
 def lock_year(conn: psycopg.Connection, target: FactsTable, year: int) -> None:
-    """Serialize loads of one table's year for the rest of the transaction."""
+    """Serialize loads of one table's year, then of the table, for the rest of the transaction
+    (always in that order, so no two loads wait for each other).
+    """
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext(%s), %s)",
         (f"{target.schema}.{target.table}", year),
     )
+    conn.execute(sql.SQL("LOCK TABLE ONLY {} IN SHARE UPDATE EXCLUSIVE MODE").format(target.ident))
 
 
 def replace_year(

@@ -1,5 +1,7 @@
 """Year replacement in a real PostgreSQL: COPY, reconcile, atomic swap, ledger."""
 
+import contextlib
+import threading
 from datetime import UTC, datetime
 
 import psycopg
@@ -138,3 +140,45 @@ def test_the_new_year_table_carries_the_partition_bound_so_attach_need_not_scan(
         in notices
     )
     assert not any(n.startswith("verifying table") for n in notices)
+
+
+def test_concurrent_reloads_of_two_years_of_one_table_both_commit(warehouse_url):
+    """Two runs replacing different existing years at once (a re-backfill) both land.
+
+    Each load pauses inside its COPY until the other has started one (or 2 s pass): before the
+    table lock, both then held the parent's share lock from creating their year tables and each
+    waited for the other's to DETACH, and PostgreSQL aborted one as a deadlock.
+    """
+    with psycopg.connect(warehouse_url) as conn:
+        _load(conn, 2020, 40)
+        _load(conn, 2021, 40)
+    inside_copy = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def paused(year: int):
+        yield _batch(year, 30, offset=500)
+        # with the table lock the other load waits before its COPY: this one goes on alone
+        with contextlib.suppress(threading.BrokenBarrierError):
+            inside_copy.wait(timeout=2)
+        yield _batch(year, 30, offset=600)
+
+    def reload(year: int) -> None:
+        try:
+            with psycopg.connect(warehouse_url) as conn:
+                counts = Counts(60, 60, 60)
+                result = replace_year(conn, TARGET, year, paused(year), counts, _entry(year))
+                assert result.committed and result.replaced == 40
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reload, args=(year,)) for year in (2020, 2021)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    with psycopg.connect(warehouse_url) as conn:
+        counts = dict(
+            conn.execute("SELECT year, count(*) FROM facts_test GROUP BY year").fetchall()
+        )
+    assert counts == {2020: 60, 2021: 60}
