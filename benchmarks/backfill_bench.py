@@ -84,14 +84,15 @@ def fresh_instance_url(name: str = "backfill_bench_dagster") -> str:
 
 
 def ledger_loads(warehouse: str, after_id: int) -> tuple[int, list[tuple[str, int, int]]]:
-    """(the ledger's highest id, the (dataset, year, rows loaded) of every row with an id above
-    ``after_id``)."""
+    """(the ledger's highest id, the (dataset, year, rows loaded) of every load with an id above
+    ``after_id``; a failed load's row has no rows)."""
     with psycopg.connect(warehouse) as conn:
         exists = conn.execute("SELECT to_regclass('ingest_meta.load_ledger')").fetchone()[0]
         if exists is None:
             return 0, []
         rows = conn.execute(
-            "SELECT dataset, year, rows_loaded FROM ingest_meta.load_ledger WHERE id > %s",
+            "SELECT dataset, year, rows_loaded FROM ingest_meta.load_ledger "
+            "WHERE id > %s AND status = 'loaded'",
             (after_id,),
         ).fetchall()
         top = conn.execute("SELECT coalesce(max(id), 0) FROM ingest_meta.load_ledger").fetchone()
