@@ -11,11 +11,14 @@ import itertools
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import orjson
 import psycopg
 import pytest
 
+from ingest_assets.catalog import load_catalog
+from ingest_assets.dataset.spec import api_pool
 from ingest_assets.request_budget import RequestBudget, host_key, parse_budgets
 from ingest_assets.standin.nass_data import NassDataset
 from ingest_assets.standin.nass_server import LoggedRequest, NassStandIn
@@ -163,7 +166,7 @@ def test_a_burst_of_429s_slows_every_process_not_only_the_one_that_got_them(
 
 
 def test_two_concurrent_dagster_runs_share_the_budget_set_in_the_catalog(
-    served, warehouse_url, dagster_pg_url, tmp_path, tally
+    served, warehouse_url, dagster_pg_url, instance, tmp_path, tally
 ):
     """Two `dagster asset materialize` processes, each loading a year, against one budget."""
     host = host_key(served.base_url)
@@ -181,6 +184,10 @@ def test_two_concurrent_dagster_runs_share_the_budget_set_in_the_catalog(
         NASS_API_KEY=served.api_key,
         NASS_BASE_URL=served.base_url,
     )
+    # The API pool's limit up front, as docs/scaling.md asks of a deployment: two runs starting
+    # together on an instance without it race to insert its default limit (dagster 1.13).
+    pool = api_pool(load_catalog(Path(env["INGEST_DATASETS"]))["nass_b"])
+    instance.event_log_storage.set_concurrency_slots(pool, 2)
     materialize = [DAGSTER, "asset", "materialize", "-m", "ingest_assets.definitions"]
     materialize += ["--select", "key:nass_b/raw_pages+"]
     runs = [
