@@ -1,7 +1,7 @@
 """The backfill benchmark: N small years of a files dataset backfilled as the UI launches it,
 against Sling loading the same N files.
 
-``python benchmarks/backfill_bench.py --years 25 --rows 20000 --out FILE``:
+``python benchmarks/backfill_bench.py --years 25 --rows 20000 [--years-per-run N] --out FILE``:
 
 - writes one typed gzip CSV per year (``benchmarks/peers.py``'s data), ``--rows`` rows each;
 - **Sling**: one ``sling run`` process per file, one after another, into its own table (what a
@@ -10,7 +10,8 @@ against Sling loading the same N files.
   GraphQL ``launchPartitionBackfill`` of every year on its three assets, as the UI's backfill
   dialog sends it, then polled until the backfill is done. Timed from the launch to the last
   run's end (``dagster dev``'s own start-up is reported apart). Every year is checked: its rows
-  in the table and its ledger row.
+  in the table and its ledger row. ``--years-per-run`` sets the catalog's ``years_per_run``
+  (default 1: a run per year); the number of runs the backfill made is reported.
 
 Runs share the machine with the daemon's concurrency limits of ``dagster.yaml`` (at most three
 backfill runs at once). Record the load average beside the figures: the machine is shared.
@@ -99,6 +100,13 @@ def ledger_loads(warehouse: str, after_id: int) -> tuple[int, list[tuple[str, in
     return top[0], sorted(rows)
 
 
+def runs_that_loaded(warehouse: str, after_id: int) -> int:
+    """How many runs the loads after ``after_id`` came from (a run may load several years)."""
+    with psycopg.connect(warehouse) as conn:
+        query = "SELECT count(DISTINCT run_id) FROM ingest_meta.load_ledger WHERE id > %s"
+        return conn.execute(query, (after_id,)).fetchone()[0]
+
+
 def backfill_years(env: dict[str, str], home: Path, years: list[int]) -> tuple[float, float]:
     """(seconds for dagster dev to load the code, seconds from launch to the backfill's end)."""
     from ingest_assets_tests.support.graphql import (
@@ -129,7 +137,7 @@ def backfill_years(env: dict[str, str], home: Path, years: list[int]) -> tuple[f
     return up, seconds
 
 
-def benchmark(n_years: int, rows: int) -> dict[str, Any]:
+def benchmark(n_years: int, rows: int, years_per_run: int = 1) -> dict[str, Any]:
     warehouse, _ = database_urls()
     years = list(range(LAST_YEAR - n_years + 1, LAST_YEAR + 1))
     work = Path(tempfile.mkdtemp(prefix="backfill_bench_"))
@@ -138,7 +146,8 @@ def benchmark(n_years: int, rows: int) -> dict[str, Any]:
         folder.mkdir()
         for year in years:
             write_year(folder / f"{year}.csv.gz", rows, year)
-        (work / "datasets.yaml").write_text(catalog_yaml(folder, years[0], years[-1]))
+        catalog = catalog_yaml(folder, years[0], years[-1])
+        (work / "datasets.yaml").write_text(catalog + f"    years_per_run: {years_per_run}\n")
         load_at_start = os.getloadavg()[0]
         sling_seconds = sling_years(folder, years, rows, warehouse, work)
         env = {
@@ -153,6 +162,7 @@ def benchmark(n_years: int, rows: int) -> dict[str, Any]:
         up, backfill_seconds = backfill_years(env, work / "dagster_home", years)
         _, loads = ledger_loads(warehouse, last_id)
         loaded_years = [year for dataset, year, _ in loads if dataset == DATASET]
+        runs = runs_that_loaded(warehouse, last_id)
         with psycopg.connect(warehouse) as conn:
             per_year = dict(
                 conn.execute(
@@ -168,6 +178,8 @@ def benchmark(n_years: int, rows: int) -> dict[str, Any]:
     return {
         "years": n_years,
         "rows_per_year": rows,
+        "years_per_run": years_per_run,
+        "runs": runs,
         "sling_seconds": round(sling_seconds, 2),
         "backfill_seconds": round(backfill_seconds, 2),
         "backfill_vs_sling": round(backfill_seconds / sling_seconds, 2),
@@ -181,13 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=int, default=25)
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--years-per-run", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    result = benchmark(args.years, args.rows)
+    result = benchmark(args.years, args.rows, args.years_per_run)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"{args.years} years of {args.rows:,} rows: Sling {result['sling_seconds']:.1f} s, "
-        f"ingest_assets backfill {result['backfill_seconds']:.1f} s "
+        f"ingest_assets backfill {result['backfill_seconds']:.1f} s in {result['runs']} runs "
         f"({result['backfill_vs_sling']:.1f}x Sling's time; dagster dev up in "
         f"{result['dagster_dev_up_seconds']:.0f} s); 1-minute load {result['load_average_1m']}"
     )

@@ -46,6 +46,7 @@ def test_a_catalog_with_mistakes_names_each_of_them():
             "bad_column": _socrata(table="t2", columns={"id": "text", "Created Date": "text"}),
             "no_key": _socrata(table="t3", mode="incremental"),
             "odd_type": _socrata(table="t4", columns={"id": "varchar(9)", "created": "timestamp"}),
+            "zero_years": _socrata(table="t6", years_per_run=0),
             "files_incremental": {
                 "source": "files",
                 "table": "t5",
@@ -70,7 +71,8 @@ def test_a_catalog_with_mistakes_names_each_of_them():
     assert "dataset 'odd_type', field 'columns'" in message
     assert "unknown type 'varchar(9)'" in message
     assert "dataset 'files_incremental', field 'mode'" in message
-    assert message.count("\n  dataset ") == 7  # one line per mistake, no more
+    assert "dataset 'zero_years', field 'years_per_run'" in message and "not 0" in message
+    assert message.count("\n  dataset ") == 8  # one line per mistake, no more
 
 
 def test_socrata_entries_need_exactly_one_way_to_find_a_year():

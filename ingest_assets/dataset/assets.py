@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ingest_assets.cleaning.columns import arrow_schema
 from ingest_assets.cleaning.storable import check_storable, may_hold_nul
-from ingest_assets.dataset.spec import DatasetSpec, api_pool
+from ingest_assets.dataset.spec import DatasetSpec, api_pool, run_years
 from ingest_assets.errors import SourceError, SourceUnavailable, WarehouseUnreachable
 from ingest_assets.kinds.base import Cleaner, Page, Plan, Slice, Source
 from ingest_assets.kinds.typed import TypedDatasetConfig, parse_interval
@@ -68,8 +68,7 @@ def incremental_since(warehouse: Warehouse, config: TypedDatasetConfig, year: in
     return start.replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
-def _plan(context: dg.AssetExecutionContext, spec: DatasetSpec, source: Source) -> Plan:
-    year = int(context.partition_key)
+def _plan(context: dg.AssetExecutionContext, spec: DatasetSpec, source: Source, year: int) -> Plan:
     if spec.run_mode(context) != "incremental":
         return source.plan(year)
     config = spec.config
@@ -101,25 +100,32 @@ def raw_pages_asset(spec: DatasetSpec, deps: tuple[dg.AssetKey, ...] = ()) -> dg
         "files with a manifest of slices (filters, promised and received counts).",
         **spec.asset_arguments(),
     )
-    def raw_pages(context: dg.AssetExecutionContext) -> PageStream:
-        year = int(context.partition_key)
+    def raw_pages(context: dg.AssetExecutionContext) -> dict[str, PageStream]:
         with failing_without_retries():
             # The warehouse first: a wrong DATABASE_URL fails here, before any fetching.
-            context.resources.warehouse.require_reachable(f"{spec.name} year {year}")
+            context.resources.warehouse.require_reachable(f"{spec.name} {run_years(context)}")
             source = spec.source(context)
-            plan = _plan(context, spec, source)
-        context.log.info(
-            f"{spec.name} {year}: {plan.source_count:,} records in {len(plan.slices)} slice(s)"
-        )
-        return PageStream(
-            label=spec.name,
-            plan=plan,
-            fetch=_fail_fast(source.fetch),
-            suffix=f".{config.page_format}",
-            query=source.describe_query(year),
-        )
+        years = context.partition_keys
+        return {year: _year_stream(context, spec, source, int(year)) for year in years}
 
     return raw_pages
+
+
+def _year_stream(
+    context: dg.AssetExecutionContext, spec: DatasetSpec, source: Source, year: int
+) -> PageStream:
+    with failing_without_retries():
+        plan = _plan(context, spec, source, year)
+    context.log.info(
+        f"{spec.name} {year}: {plan.source_count:,} records in {len(plan.slices)} slice(s)"
+    )
+    return PageStream(
+        label=spec.name,
+        plan=plan,
+        fetch=_fail_fast(source.fetch),
+        suffix=f".{spec.config.page_format}",
+        query=source.describe_query(year),
+    )
 
 
 def cleaned_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -133,13 +139,16 @@ def cleaned_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         description=f"Typed, snake_case rows of {spec.about} for one year, as Parquet row groups.",
         **spec.asset_arguments(),
     )
-    def cleaned(context: dg.AssetExecutionContext, raw_pages: StagedPages) -> FrameStream:
-        cleaner, changes = year_cleaner(spec.kind.cleaner, spec.config, raw_pages)
-        year = int(context.partition_key)
-        schema = arrow_schema(cleaner.columns()).with_metadata(changes.schema_metadata())
-        return FrameStream(schema=schema, chunks=_clean_pages(cleaner, raw_pages, year))
+    def cleaned(raw_pages: dict[str, StagedPages]) -> dict[str, FrameStream]:
+        return {year: _year_frames(spec, staged, int(year)) for year, staged in raw_pages.items()}
 
     return cleaned
+
+
+def _year_frames(spec: DatasetSpec, staged: StagedPages, year: int) -> FrameStream:
+    cleaner, changes = year_cleaner(spec.kind.cleaner, spec.config, staged)
+    schema = arrow_schema(cleaner.columns()).with_metadata(changes.schema_metadata())
+    return FrameStream(schema=schema, chunks=_clean_pages(cleaner, staged, year))
 
 
 def _clean_pages(cleaner: Cleaner, staged: StagedPages, year: int) -> Iterator[pa.Table]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ingest_assets.dataset.spec import DatasetSpec
+from ingest_assets.dataset.spec import DatasetSpec, run_years
 from ingest_assets.kinds.typed import TypedDatasetConfig
 from ingest_assets.schema_changes import FieldChanges
 from ingest_assets.staging.frames import CleanedFrames
@@ -111,7 +111,7 @@ def load_year(
     cleaned: CleanedFrames,
 ) -> YearLoad:
     """Load one year; a load that fails or does not reconcile leaves a ``failed`` ledger row."""
-    year = int(context.partition_key)
+    year = raw_pages.year
     mode = spec.run_mode(context)
     counts = Counts(raw_pages.source_count, raw_pages.staged_rows, cleaned.num_rows)
     entry = ledger.LedgerEntry(
@@ -203,30 +203,99 @@ def _schema_change_metadata(changes: FieldChanges, added: tuple[str, ...]) -> di
     }
 
 
-def facts_result(
-    context: dg.AssetExecutionContext, spec: DatasetSpec, load: YearLoad
-) -> dg.MaterializeResult:
-    """The materialization (table figures) and the year's check evaluation."""
+def _check_results(spec: DatasetSpec, load: YearLoad) -> list[dg.AssetCheckResult]:
+    """The year's evaluations of both checks."""
     message = _message(spec, load)
-    # At INFO (dagster.yaml) the year's outcome is the line a CLI or CI user reads.
-    (context.log.info if load.result.committed else context.log.error)(message)
     figures = {k: dg.MetadataValue.int(v) for k, v in load.result.figures.items()}
-    check = dg.AssetCheckResult(
-        check_name=RECONCILE_CHECK,
-        passed=load.result.committed,
-        description=message,
-        metadata={"year": dg.MetadataValue.int(load.result.year), **figures},
+    year = {"year": dg.MetadataValue.int(load.result.year)}
+    return [
+        dg.AssetCheckResult(
+            check_name=RECONCILE_CHECK,
+            passed=load.result.committed,
+            description=message,
+            metadata={**year, **figures},
+        ),
+        dg.AssetCheckResult(
+            check_name=EMPTY_YEAR_CHECK,
+            passed=load.warning is None,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=load.warning
+            or f"{spec.name} year {load.result.year}: not suspiciously empty",
+            metadata=year,
+        ),
+    ]
+
+
+def _over_years(evaluations: list[dg.AssetCheckResult]) -> dg.AssetCheckResult:
+    """One evaluation of a check for a run of several years (Dagster takes one per step): it
+    passes when every year's does, and lists each year's outcome.
+    """
+    first = evaluations[0]
+    years = [e.metadata["year"].value for e in evaluations]
+    failed = [e.metadata["year"].value for e in evaluations if not e.passed]
+    return dg.AssetCheckResult(
+        check_name=first.check_name,
+        passed=not failed,
+        severity=first.severity,
+        description="\n".join(e.description or "" for e in evaluations),
+        metadata={
+            "years": dg.MetadataValue.text(", ".join(map(str, years))),
+            "years_failed": dg.MetadataValue.text(", ".join(map(str, failed)) or "none"),
+        },
     )
-    if load.warning:
-        context.log.warning(load.warning)
-    emptiness = dg.AssetCheckResult(
-        check_name=EMPTY_YEAR_CHECK,
-        passed=load.warning is None,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=load.warning or f"{spec.name} year {load.result.year}: not suspiciously empty",
-        metadata={"year": dg.MetadataValue.int(load.result.year)},
-    )
-    return dg.MaterializeResult(metadata=_metadata(spec, load), check_results=[check, emptiness])
+
+
+def facts_result(
+    context: dg.AssetExecutionContext, spec: DatasetSpec, loads: list[YearLoad]
+) -> dg.MaterializeResult:
+    """The materialization (each year's table figures) and the checks' evaluations."""
+    for load in loads:
+        # At INFO (dagster.yaml) the year's outcome is the line a CLI or CI user reads.
+        (context.log.info if load.result.committed else context.log.error)(_message(spec, load))
+        if load.warning:
+            context.log.warning(load.warning)
+    per_year = [_check_results(spec, load) for load in loads]
+    if len(loads) == 1:
+        return dg.MaterializeResult(metadata=_metadata(spec, loads[0]), check_results=per_year[0])
+    for load in loads:
+        context.add_asset_metadata(_metadata(spec, load), partition_key=str(load.result.year))
+    by_check = zip(*per_year, strict=True)
+    return dg.MaterializeResult(check_results=[_over_years(list(c)) for c in by_check])
+
+
+def load_years(
+    context: dg.AssetExecutionContext,
+    spec: DatasetSpec,
+    warehouse: Warehouse,
+    raw_pages: dict[str, StagedPages],
+    cleaned: dict[str, CleanedFrames],
+) -> list[YearLoad]:
+    """Load the run's years one by one, each in its own transaction. A year that raises does not
+    stop the others; the step then fails naming every such year and what the others did.
+    """
+    if len(raw_pages) == 1:
+        (year,) = raw_pages
+        return [load_year(context, spec, warehouse, raw_pages[year], cleaned[year])]
+    loads, errors = [], {}
+    for year in context.partition_keys:
+        try:
+            loads.append(load_year(context, spec, warehouse, raw_pages[year], cleaned[year]))
+        except Exception as exc:
+            context.log.error(f"{spec.name} year {year}: {type(exc).__name__}: {exc}")
+            errors[year] = exc
+    if errors:
+        done = ", ".join(f"{load.result.year} ({_outcome(load)})" for load in loads) or "none"
+        failed = "; ".join(f"year {year}: {exc}" for year, exc in errors.items())
+        raise dg.Failure(
+            description=f"{spec.name} {run_years(context)}: {len(errors)} year(s) failed to "
+            f"load ({failed}); the other years: {done}",
+            allow_retries=False,
+        )
+    return loads
+
+
+def _outcome(load: YearLoad) -> str:
+    return "committed" if load.result.committed else "rolled back"
 
 
 def facts_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -252,9 +321,9 @@ def facts_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     def facts(
         context: dg.AssetExecutionContext,
         warehouse: Warehouse,
-        raw_pages: StagedPages,
-        cleaned: CleanedFrames,
+        raw_pages: dict[str, StagedPages],
+        cleaned: dict[str, CleanedFrames],
     ) -> dg.MaterializeResult:
-        return facts_result(context, spec, load_year(context, spec, warehouse, raw_pages, cleaned))
+        return facts_result(context, spec, load_years(context, spec, warehouse, raw_pages, cleaned))
 
     return facts

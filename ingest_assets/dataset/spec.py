@@ -85,3 +85,9 @@ class DatasetSpec:
     def run_mode(self, context: dg.AssetExecutionContext) -> str:
         """The catalog's mode, unless the run asks for a full reload."""
         return "full" if context.run.tags.get(FULL_RELOAD_TAG) == "true" else self.config.mode
+
+
+def run_years(context: dg.AssetExecutionContext) -> str:
+    """The run's years as its messages name them: ``year 2020`` or ``years 2011-2020``."""
+    years = context.partition_keys
+    return f"year {years[0]}" if len(years) == 1 else f"years {years[0]}-{years[-1]}"

@@ -75,6 +75,16 @@ class DatasetConfig(BaseModel):
         description="Seconds between two ticks of the new-data sensor (each asks the source "
         "for its change signal of the watched years).",
     )
+    years_per_run: int | Literal["all"] = Field(
+        1,
+        description="Years one backfill run covers: a number (1 to 100), or `all` for one run "
+        "per backfill, which also lets `dagster asset materialize --partition-range` take a "
+        "range. A run's process start-up costs seconds, so a backfill of many small years runs "
+        "faster with several years per run; each year is still staged, reconciled and swapped "
+        "on its own, and a failing year is named in the run's error (a retry takes the run's "
+        "years again).",
+    )
+
     analyze: bool = Field(True, description="Run `ANALYZE` on the year's partition after a load.")
     max_shrink: float = Field(
         0.5,
@@ -104,6 +114,13 @@ class DatasetConfig(BaseModel):
     @classmethod
     def _identifier(cls, value: str) -> str:
         return check_identifier(value)
+
+    @field_validator("years_per_run")
+    @classmethod
+    def _years_per_run(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 100:
+            raise ValueError(f"years_per_run must be between 1 and 100 or 'all', not {value}")
+        return value
 
     @property
     def page_format(self) -> str:

@@ -1,18 +1,20 @@
 """The cleaned-frames IO manager: typed tables written as Parquet row groups, chunk by chunk.
 
-The ``cleaned`` asset returns a ``FrameStream`` (a schema and an iterator of Arrow tables, one per
-staged page); this IO manager writes each chunk as it comes, so a million-row year never sits in
-memory. The file appears whole or not at all (``StagingArea.open_atomic``: a rename on a local
-folder, an upload committed only on success on object storage). Downstream assets receive
-``CleanedFrames``, a handle that streams record batches back out.
+The ``cleaned`` asset returns a ``FrameStream`` per year (a schema and an iterator of Arrow
+tables, one per staged page; a run of several years hands one per year, ``staging.years``); this
+IO manager writes each chunk as it comes, so a million-row year never sits in memory. The file
+appears whole or not at all (``StagingArea.open_atomic``: a rename on a local folder, an upload
+committed only on success on object storage). Downstream assets receive ``CleanedFrames``, a
+handle that streams record batches back out.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -21,6 +23,7 @@ import pyarrow.parquet as pq
 from ingest_assets.errors import StagingError
 from ingest_assets.prefetch import ahead
 from ingest_assets.staging.storage import StagingArea
+from ingest_assets.staging.years import load_years, output_years, publish_figures
 
 
 @dataclass
@@ -75,16 +78,22 @@ def _table_schema(schema: pa.Schema) -> dg.TableSchema:
 
 
 class ParquetFramesIOManager(dg.ConfigurableIOManager):
-    """Writes cleaned frames to ``<base_path>/<asset key>/<year>.parquet``."""
+    """Writes cleaned frames to ``<base_path>/<asset key>/<year>.parquet``, one year at a time."""
 
     base_path: str
 
-    def _path(self, area: StagingArea, context: dg.OutputContext | dg.InputContext) -> str:
-        return area.path(*context.asset_key.path, f"{context.asset_partition_key}.parquet")
+    def _path(self, area: StagingArea, key: dg.AssetKey, year: str) -> str:
+        return area.path(*key.path, f"{year}.parquet")
 
-    def handle_output(self, context: dg.OutputContext, obj: FrameStream) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Mapping[str, FrameStream]) -> None:
         area = StagingArea(self.base_path)
-        path = self._path(area, context)
+        figures = {
+            year: self._write_year(area, self._path(area, context.asset_key, year), stream)
+            for year, stream in output_years(context, obj).items()
+        }
+        publish_figures(context, figures)
+
+    def _write_year(self, area: StagingArea, path: str, obj: FrameStream) -> dict[str, Any]:
         started = time.monotonic()
         rows = 0
         preview: str | None = None
@@ -101,23 +110,25 @@ class ParquetFramesIOManager(dg.ConfigurableIOManager):
                 rows += chunk.num_rows
                 if preview is None:
                     preview = _markdown_preview(chunk.slice(0, 5))
-        context.add_output_metadata(
-            {
-                "dagster/row_count": dg.MetadataValue.int(rows),
-                "dagster/column_schema": _table_schema(obj.schema),
-                "bytes": dg.MetadataValue.int(area.fs.size(path)),
-                "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
-                "preview": dg.MetadataValue.md(preview or "(no rows)"),
-                "path": dg.MetadataValue.path(area.url(path)),
-            }
-        )
+        return {
+            "dagster/row_count": dg.MetadataValue.int(rows),
+            "dagster/column_schema": _table_schema(obj.schema),
+            "bytes": dg.MetadataValue.int(area.fs.size(path)),
+            "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+            "preview": dg.MetadataValue.md(preview or "(no rows)"),
+            "path": dg.MetadataValue.path(area.url(path)),
+        }
 
-    def load_input(self, context: dg.InputContext) -> CleanedFrames:
+    def load_input(self, context: dg.InputContext) -> dict[str, CleanedFrames]:
         area = StagingArea(self.base_path)
-        path = self._path(area, context)
-        if not area.fs.exists(path):
-            raise StagingError(
-                f"no cleaned frame for {'/'.join(context.asset_key.path)} "
-                f"year {context.asset_partition_key} at {area.url(path)}; materialize cleaned first"
-            )
-        return CleanedFrames(area, path)
+
+        def cleaned(year: str) -> CleanedFrames:
+            path = self._path(area, context.asset_key, year)
+            if not area.fs.exists(path):
+                raise StagingError(
+                    f"no cleaned frame for {'/'.join(context.asset_key.path)} "
+                    f"year {year} at {area.url(path)}; materialize cleaned first"
+                )
+            return CleanedFrames(area, path)
+
+        return load_years(context, cleaned)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ from ingest_assets.errors import StagingError
 from ingest_assets.kinds.base import Page, Plan, Slice
 from ingest_assets.prefetch import ahead
 from ingest_assets.staging.storage import StagingArea
+from ingest_assets.staging.years import load_years, output_years, publish_figures
 
 MANIFEST = "manifest.json"
 PARTIAL = "manifest.partial.json"
@@ -141,12 +142,12 @@ def _stage_page(
 
 
 class StagedPagesIOManager(dg.ConfigurableIOManager):
-    """Stages raw pages under ``<base_path>/<asset key>/<year>/``."""
+    """Stages raw pages under ``<base_path>/<asset key>/<year>/``, one year at a time."""
 
     base_path: str
 
-    def _folder(self, area: StagingArea, context: dg.OutputContext | dg.InputContext) -> str:
-        return area.path(*context.asset_key.path, context.asset_partition_key)
+    def _folder(self, area: StagingArea, key: dg.AssetKey, year: str) -> str:
+        return area.path(*key.path, year)
 
     def _reusable(self, area: StagingArea, folder: str, partial: dict | None) -> dict[str, dict]:
         """Slices a failed attempt already staged in full and intact."""
@@ -160,9 +161,17 @@ class StagedPagesIOManager(dg.ConfigurableIOManager):
                 reusable[entry["key"]] = entry
         return reusable
 
-    def handle_output(self, context: dg.OutputContext, obj: PageStream) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Mapping[str, PageStream]) -> None:
         area = StagingArea(self.base_path)
-        folder = self._folder(area, context)
+        figures = {
+            year: self._stage_year(context, area, self._folder(area, context.asset_key, year), obj)
+            for year, obj in output_years(context, obj).items()
+        }
+        publish_figures(context, figures)
+
+    def _stage_year(
+        self, context: dg.OutputContext, area: StagingArea, folder: str, obj: PageStream
+    ) -> dict[str, Any]:
         plan = obj.plan
         reusable = self._reusable(area, folder, area.read_json(f"{folder}/{PARTIAL}"))
         manifest: dict[str, Any] = {
@@ -217,28 +226,29 @@ class StagedPagesIOManager(dg.ConfigurableIOManager):
         area.remove_except(folder, keep)
         if reused:
             context.log.info(f"{obj.label} {plan.year}: reused {reused} of {total} staged slices")
-        context.add_output_metadata(
-            {
-                "dagster/row_count": dg.MetadataValue.int(rows),
-                "source_count": dg.MetadataValue.int(plan.source_count),
-                "slices": dg.MetadataValue.int(total),
-                "slices_reused": dg.MetadataValue.int(reused),
-                "slice_plan": dg.MetadataValue.md(slice_table(manifest)),
-                "bytes_staged": dg.MetadataValue.int(stored),
-                "seconds": dg.MetadataValue.float(round(seconds, 3)),
-                "source_query": dg.MetadataValue.json(obj.query),
-                "path": dg.MetadataValue.path(area.url(folder)),
-            }
-        )
+        return {
+            "dagster/row_count": dg.MetadataValue.int(rows),
+            "source_count": dg.MetadataValue.int(plan.source_count),
+            "slices": dg.MetadataValue.int(total),
+            "slices_reused": dg.MetadataValue.int(reused),
+            "slice_plan": dg.MetadataValue.md(slice_table(manifest)),
+            "bytes_staged": dg.MetadataValue.int(stored),
+            "seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "source_query": dg.MetadataValue.json(obj.query),
+            "path": dg.MetadataValue.path(area.url(folder)),
+        }
 
-    def load_input(self, context: dg.InputContext) -> StagedPages:
+    def load_input(self, context: dg.InputContext) -> dict[str, StagedPages]:
         area = StagingArea(self.base_path)
-        folder = self._folder(area, context)
-        manifest = area.read_json(f"{folder}/{MANIFEST}")
-        if manifest is None:
-            raise StagingError(
-                f"no staged pages for {'/'.join(context.asset_key.path)} "
-                f"year {context.asset_partition_key} at {area.url(folder)}; "
-                "materialize raw_pages first"
-            )
-        return StagedPages(area, folder, manifest)
+
+        def staged(year: str) -> StagedPages:
+            folder = self._folder(area, context.asset_key, year)
+            manifest = area.read_json(f"{folder}/{MANIFEST}")
+            if manifest is None:
+                raise StagingError(
+                    f"no staged pages for {'/'.join(context.asset_key.path)} "
+                    f"year {year} at {area.url(folder)}; materialize raw_pages first"
+                )
+            return StagedPages(area, folder, manifest)
+
+        return load_years(context, staged)

@@ -45,12 +45,12 @@ def stream(fetch: Fetcher) -> PageStream:
 
 def stage(manager: StagedPagesIOManager, fetch: Fetcher) -> dict:
     context = dg.build_output_context(asset_key=KEY, partition_key=YEAR)
-    manager.handle_output(context, stream(fetch))
+    manager.handle_output(context, {YEAR: stream(fetch)})
     return context.get_logged_metadata()
 
 
 def load(manager: StagedPagesIOManager):
-    return manager.load_input(dg.build_input_context(asset_key=KEY, partition_key=YEAR))
+    return manager.load_input(dg.build_input_context(asset_key=KEY, partition_key=YEAR))[YEAR]
 
 
 def year_folder(tmp_path: Path) -> Path:
@@ -121,11 +121,12 @@ def test_frames_round_trip_chunk_by_chunk_skipping_empty_chunks(tmp_path: Path) 
         pa.table({"state": ["NE"], "value": pa.array([3], pa.int32())}),  # cast to the schema
     ]
     context = dg.build_output_context(asset_key=FRAMES_KEY, partition_key=YEAR)
-    manager.handle_output(context, FrameStream(SCHEMA, iter(chunks)))
+    manager.handle_output(context, {YEAR: FrameStream(SCHEMA, iter(chunks))})
     path = tmp_path / "demo" / "cleaned" / f"{YEAR}.parquet"
     assert list(path.parent.iterdir()) == [path]  # no temporary file left beside it
     assert context.get_logged_metadata()["dagster/row_count"].value == 3
-    frames = manager.load_input(dg.build_input_context(asset_key=FRAMES_KEY, partition_key=YEAR))
+    context = dg.build_input_context(asset_key=FRAMES_KEY, partition_key=YEAR)
+    frames = manager.load_input(context)[YEAR]
     assert frames.num_rows == 3
     table = pa.Table.from_batches(list(frames.batches(batch_size=2)))
     assert table.schema == SCHEMA
@@ -136,3 +137,25 @@ def test_reading_an_uncleaned_year_names_the_asset_and_year(tmp_path: Path) -> N
     manager = ParquetFramesIOManager(base_path=str(tmp_path))
     with pytest.raises(StagingError, match="no cleaned frame for demo/cleaned year 2021"):
         manager.load_input(dg.build_input_context(asset_key=FRAMES_KEY, partition_key=YEAR))
+
+
+def test_a_run_of_several_years_reads_each_year_and_must_return_every_year(
+    tmp_path: Path,
+) -> None:
+    manager = ParquetFramesIOManager(base_path=str(tmp_path))
+    for year, states in (("2020", ["IA"]), ("2021", ["IL", "NE"])):
+        context = dg.build_output_context(asset_key=FRAMES_KEY, partition_key=year)
+        table = pa.table({"state": states, "value": list(range(len(states)))})
+        manager.handle_output(context, {year: FrameStream(SCHEMA, iter([table]))})
+    years = dg.TimeWindowPartitionsDefinition(
+        cron_schedule="0 0 1 1 *", fmt="%Y", start="2019", end="2023"
+    )
+    span = dg.PartitionKeyRange("2020", "2021")
+    context = dg.build_input_context(
+        asset_key=FRAMES_KEY, asset_partition_key_range=span, asset_partitions_def=years
+    )
+    frames = manager.load_input(context)
+    assert {year: handle.num_rows for year, handle in frames.items()} == {"2020": 1, "2021": 2}
+    wrong = dg.build_output_context(asset_key=FRAMES_KEY, partition_key="2022")
+    with pytest.raises(StagingError, match=r"returned years \['2021'\], but the run .*'2022'"):
+        manager.handle_output(wrong, {"2021": FrameStream(SCHEMA, iter([]))})

@@ -51,7 +51,7 @@ def prefix(s3: S3Endpoint, request: pytest.FixtureRequest, monkeypatch) -> str:
 
 def frames(manager: ParquetFramesIOManager, chunks: Iterator[pa.Table]) -> None:
     context = dg.build_output_context(asset_key=FRAMES_KEY, partition_key=YEAR)
-    manager.handle_output(context, FrameStream(SCHEMA, chunks))
+    manager.handle_output(context, {YEAR: FrameStream(SCHEMA, chunks)})
 
 
 def test_pages_and_frames_are_written_only_at_their_final_keys(s3: S3Endpoint, prefix: str):
@@ -98,7 +98,7 @@ def test_a_failed_frame_write_keeps_the_previous_object_and_leaves_no_upload(
     assert s3.history(prefix)[0] == [key]  # one version: the failed write never landed
     assert s3.open_uploads() == []
     context = dg.build_input_context(asset_key=FRAMES_KEY, partition_key=YEAR)
-    assert manager.load_input(context).num_rows == 3
+    assert manager.load_input(context)[YEAR].num_rows == 3
 
 
 def test_a_manifest_another_worker_wrote_is_seen_after_a_listing(s3: S3Endpoint, prefix: str):
