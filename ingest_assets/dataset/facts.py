@@ -5,7 +5,9 @@
 ledger. The blocking check is computed inside the load: source count = rows staged = rows
 cleaned = rows loaded (and, incremental, the year's rows = the source's count for the year),
 and a full load's shrink within ``max_shrink`` unless the run confirms it (``warehouse.shrink``),
-verified before anything commits. The WARN check ``year_not_empty`` flags a year left with 0
+verified before anything commits; a year that does not commit is not materialized (its
+check evaluations are, and the step fails), so the UI and a backfill show it failed while
+the table keeps its previous load. The WARN check ``year_not_empty`` flags a year left with 0
 rows beside years with data, or a dataset empty in every year (``warehouse.emptiness``).
 
 The checks are not partitioned: Dagster 1.13's partitioned asset checks (a preview) record the
@@ -19,11 +21,12 @@ one table), ``rows_in_year`` the year's after this load; both are counted in the
 
 import dataclasses
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dagster as dg
 
-from ingest_assets.dataset.spec import DatasetSpec, run_years
+from ingest_assets.dataset.spec import DatasetSpec
 from ingest_assets.kinds.typed import TypedDatasetConfig
 from ingest_assets.schema_changes import FieldChanges
 from ingest_assets.staging.frames import CleanedFrames
@@ -245,22 +248,55 @@ def _over_years(evaluations: list[dg.AssetCheckResult]) -> dg.AssetCheckResult:
     )
 
 
-def facts_result(
+def _evaluations(spec: DatasetSpec, loads: list[YearLoad]) -> list[dg.AssetCheckResult]:
+    """Each check's one evaluation for the run: the year's, or the run's years' together."""
+    per_year = [_check_results(spec, load) for load in loads]
+    if len(per_year) == 1:
+        return per_year[0]
+    return [_over_years(list(c)) for c in zip(*per_year, strict=True)]
+
+
+def _materialize_committed(
     context: dg.AssetExecutionContext, spec: DatasetSpec, loads: list[YearLoad]
-) -> dg.MaterializeResult:
-    """The materialization (each year's table figures) and the checks' evaluations."""
+) -> None:
+    for load in loads:
+        if load.result.committed:
+            year, metadata = str(load.result.year), _metadata(spec, load)
+            event = dg.AssetMaterialization(spec.key("facts"), partition=year, metadata=metadata)
+            context.log_event(event)
+
+
+def facts_events(
+    context: dg.AssetExecutionContext,
+    spec: DatasetSpec,
+    loads: list[YearLoad],
+    errors: dict[str, Exception],
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The materialization (each year's table figures) and the checks' evaluations.
+
+    A year that did not commit (refused, not reconciled, or raised) is not materialized: the
+    table still holds its previous load, and a backfill must count the year as failed. The
+    committed years of such a run are materialized one by one, then the step fails naming the
+    others.
+    """
     for load in loads:
         # At INFO (dagster.yaml) the year's outcome is the line a CLI or CI user reads.
         (context.log.info if load.result.committed else context.log.error)(_message(spec, load))
         if load.warning:
             context.log.warning(load.warning)
-    per_year = [_check_results(spec, load) for load in loads]
+    evaluations = _evaluations(spec, loads)
+    failed = [_message(spec, load) for load in loads if not load.result.committed]
+    failed += [f"{spec.name} year {y}: {type(e).__name__}: {e}" for y, e in errors.items()]
+    if failed:
+        _materialize_committed(context, spec, loads)
+        yield from evaluations
+        raise dg.Failure(description="; ".join(failed), allow_retries=False)
     if len(loads) == 1:
-        return dg.MaterializeResult(metadata=_metadata(spec, loads[0]), check_results=per_year[0])
+        yield dg.MaterializeResult(metadata=_metadata(spec, loads[0]), check_results=evaluations)
+        return
     for load in loads:
         context.add_asset_metadata(_metadata(spec, load), partition_key=str(load.result.year))
-    by_check = zip(*per_year, strict=True)
-    return dg.MaterializeResult(check_results=[_over_years(list(c)) for c in by_check])
+    yield dg.MaterializeResult(check_results=evaluations)
 
 
 def load_years(
@@ -269,13 +305,14 @@ def load_years(
     warehouse: Warehouse,
     raw_pages: dict[str, StagedPages],
     cleaned: dict[str, CleanedFrames],
-) -> list[YearLoad]:
-    """Load the run's years one by one, each in its own transaction. A year that raises does not
-    stop the others; the step then fails naming every such year and what the others did.
+) -> tuple[list[YearLoad], dict[str, Exception]]:
+    """Load the run's years one by one, each in its own transaction: the loads, and the
+    exception of each year that raised. In a run of several years one that raises does not stop
+    the others; a run of one year raises it as it is.
     """
     if len(raw_pages) == 1:
         (year,) = raw_pages
-        return [load_year(context, spec, warehouse, raw_pages[year], cleaned[year])]
+        return [load_year(context, spec, warehouse, raw_pages[year], cleaned[year])], {}
     loads, errors = [], {}
     for year in context.partition_keys:
         try:
@@ -283,19 +320,7 @@ def load_years(
         except Exception as exc:
             context.log.error(f"{spec.name} year {year}: {type(exc).__name__}: {exc}")
             errors[year] = exc
-    if errors:
-        done = ", ".join(f"{load.result.year} ({_outcome(load)})" for load in loads) or "none"
-        failed = "; ".join(f"year {year}: {exc}" for year, exc in errors.items())
-        raise dg.Failure(
-            description=f"{spec.name} {run_years(context)}: {len(errors)} year(s) failed to "
-            f"load ({failed}); the other years: {done}",
-            allow_retries=False,
-        )
-    return loads
-
-
-def _outcome(load: YearLoad) -> str:
-    return "committed" if load.result.committed else "rolled back"
+    return loads, errors
 
 
 def facts_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -323,7 +348,8 @@ def facts_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         warehouse: Warehouse,
         raw_pages: dict[str, StagedPages],
         cleaned: dict[str, CleanedFrames],
-    ) -> dg.MaterializeResult:
-        return facts_result(context, spec, load_years(context, spec, warehouse, raw_pages, cleaned))
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        loads, errors = load_years(context, spec, warehouse, raw_pages, cleaned)
+        yield from facts_events(context, spec, loads, errors)
 
     return facts

@@ -91,9 +91,8 @@ def test_a_backfill_takes_years_per_run_and_each_year_stands_alone(
 
         write_year(folder / "2019.csv.gz", 10, 2019)  # would remove 390 of 400 rows
         write_year(folder / "2020.csv.gz", 600, 2020)
-        # (the backfill itself ends COMPLETED_SUCCESS: the refused year's materialization,
-        # committed=false, is recorded before its blocking check fails the run)
-        second, _ = backfill(url, [2019, 2020])
+        second, status = backfill(url, [2019, 2020])
+        assert status == "COMPLETED_FAILED"  # 2019 is not materialized: it did not commit
         assert rows_per_year(warehouse) == {**ROWS, 2020: 600}  # 2019 kept, 2020 committed
         assert [row[:2] for row in ledger(warehouse)[-2:]] == [(2019, "failed"), (2020, "loaded")]
 
