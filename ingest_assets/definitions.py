@@ -9,15 +9,17 @@ Configuration); resources are built in ``ingest_assets.resources``, secrets as `
 
 from __future__ import annotations
 
+from functools import cache
+
 import dagster as dg
 import pyarrow as pa
 
 from ingest_assets.automation.notifications import notify_run_failure, notify_run_success
-from ingest_assets.catalog import load_catalog
+from ingest_assets.catalog import catalog_path, load_catalog
 from ingest_assets.dataset import dataset_definitions
 from ingest_assets.executors import executor_from_env
 from ingest_assets.resources import build_resources
-from ingest_assets.settings import current_settings
+from ingest_assets.settings import current_settings, settings_environment
 
 
 def use_a_memory_pool_that_returns_memory() -> None:
@@ -50,7 +52,27 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(*datasets, shared)
 
 
+@cache
+def _definitions_for(
+    environment: tuple[tuple[str, str], ...], catalog: tuple[str, int, int]
+) -> dg.Definitions:
+    return build_definitions()
+
+
+def _catalog_stamp() -> tuple[str, int, int]:
+    path = catalog_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path), -1, -1  # build_definitions reports the missing catalog
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    """What Dagster loads; a catalog mistake surfaces here as one line (see ``catalog``)."""
-    return build_definitions()
+    """What Dagster loads; a catalog mistake surfaces here as one line (see ``catalog``).
+
+    Dagster calls this several times in one process (six in a ``dagster asset materialize``),
+    so the result is kept while the settings and the catalog file are unchanged.
+    """
+    return _definitions_for(settings_environment(), _catalog_stamp())

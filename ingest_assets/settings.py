@@ -134,14 +134,21 @@ def _settings_for(environment: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()
 
 
+def settings_environment() -> tuple[tuple[str, str], ...]:
+    """The variables the settings read, with their values: what a cache of anything built
+    from the settings is keyed on.
+    """
+    names = {env_name(field) for field in Settings.model_fields}
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k in names))
+
+
 def current_settings() -> Settings:
     """The settings of this process, parsed once per distinct environment.
 
     Keyed on the variables' values, so a process that sets one (the CLI starting stand-ins, a
     test) reads the new value instead of a stale copy.
     """
-    names = {env_name(field) for field in Settings.model_fields}
-    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k in names)))
+    return _settings_for(settings_environment())
 
 
 def reset_settings() -> None:

@@ -68,3 +68,25 @@ def test_the_shipped_definitions_have_every_asset_check_and_resource(monkeypatch
     assert set(resources) >= SHARED_RESOURCES | kinds
     assert isinstance(resources["nass_api"].api_key, dg.EnvVar)
     assert isinstance(resources["warehouse"].database_url, dg.EnvVar)
+
+
+def test_defs_is_built_once_until_the_catalog_or_the_settings_change(tmp_path, monkeypatch):
+    """Dagster calls ``defs`` several times a process; it is built again only when what it is
+    built from changes."""
+    from ingest_assets.definitions import defs
+
+    catalog = tmp_path / "datasets.yaml"
+    entry = "  {0}:\n    source: nass\n    table: {0}\n    start_year: 2020\n    query: {{}}\n"
+    catalog.write_text("datasets:\n" + entry.format("first"))
+    monkeypatch.setenv("INGEST_DATASETS", str(catalog))
+    built = defs()
+    assert defs() is built
+    catalog.write_text("datasets:\n" + entry.format("first") + entry.format("second"))
+    rebuilt = defs()
+    assert rebuilt is not built
+    assert {key.path[0] for key in rebuilt.resolve_asset_graph().get_all_asset_keys()} == {
+        "first",
+        "second",
+    }
+    monkeypatch.setenv("NASS_MIN_INTERVAL_SECONDS", "7")
+    assert defs() is not rebuilt
