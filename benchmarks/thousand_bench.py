@@ -209,24 +209,25 @@ def storage_url(env: dict[str, str]) -> str:
     return env["DAGSTER_PG_URL"].replace("postgresql+psycopg2://", "postgresql://")
 
 
-def run_counts(instance_url: str, backfill: str) -> dict[str, int]:
+def query(instance_url: str, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows of one statement on Dagster's storage."""
     with psycopg.connect(instance_url) as conn:
-        rows = conn.execute(
-            "SELECT status, count(*) FROM runs WHERE backfill_id = %s GROUP BY status", (backfill,)
-        ).fetchall()
-    return dict(rows)
+        return conn.execute(statement, params).fetchall()
+
+
+def run_counts(instance_url: str, backfill: str) -> dict[str, int]:
+    statement = "SELECT status, count(*) FROM runs WHERE backfill_id = %s GROUP BY status"
+    return dict(query(instance_url, statement, (backfill,)))
 
 
 def runs_in_flight(instance_url: str, backfill: str) -> dict[str, list[str]]:
     """The backfill's runs being launched (``STARTING``) and executing (``STARTED``), by status."""
-    with psycopg.connect(instance_url) as conn:
-        rows = conn.execute(
-            "SELECT status, run_id FROM runs WHERE backfill_id = %s "
-            "AND status IN ('STARTING', 'STARTED') ORDER BY run_id",
-            (backfill,),
-        ).fetchall()
+    statement = (
+        "SELECT status, run_id FROM runs WHERE backfill_id = %s "
+        "AND status IN ('STARTING', 'STARTED') ORDER BY run_id"
+    )
     found: dict[str, list[str]] = {}
-    for status, run_id in rows:
+    for status, run_id in query(instance_url, statement, (backfill,)):
         found.setdefault(status, []).append(run_id)
     return found
 
@@ -234,22 +235,19 @@ def runs_in_flight(instance_url: str, backfill: str) -> dict[str, list[str]]:
 def launches_requeued(instance_url: str, backfill: str) -> int:
     """Run launches that failed on an unreachable code server and were put back in the queue
     (``run_queue.max_user_code_failure_retries`` in ``dagster.yaml``)."""
-    with psycopg.connect(instance_url) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM event_logs e JOIN runs r ON r.run_id = e.run_id "
-            "WHERE r.backfill_id = %s AND e.dagster_event_type = 'ENGINE_EVENT' "
-            "AND e.event LIKE %s",
-            (backfill, "%re-submitting the run into the queue%"),
-        ).fetchone()[0]
+    statement = (
+        "SELECT count(*) FROM event_logs e JOIN runs r ON r.run_id = e.run_id "
+        "WHERE r.backfill_id = %s AND e.dagster_event_type = 'ENGINE_EVENT' AND e.event LIKE %s"
+    )
+    return query(instance_url, statement, (backfill, "%re-submitting the run into the queue%"))[0][
+        0
+    ]
 
 
 def run_statuses(instance_url: str, run_ids: list[str]) -> dict[str, int]:
     """How many of ``run_ids`` ended in each status."""
-    with psycopg.connect(instance_url) as conn:
-        rows = conn.execute(
-            "SELECT status, count(*) FROM runs WHERE run_id = ANY(%s) GROUP BY status", (run_ids,)
-        ).fetchall()
-    return dict(rows)
+    statement = "SELECT status, count(*) FROM runs WHERE run_id = ANY(%s) GROUP BY status"
+    return dict(query(instance_url, statement, (run_ids,)))
 
 
 def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
