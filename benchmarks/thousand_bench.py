@@ -1,6 +1,6 @@
 """The thousand-partition benchmark: a synthetic catalog of many small datasets, its definitions
 load time, and one backfill of every partition launched as the UI launches it, with the code
-server restarted while it runs.
+location reloaded and the code server killed while it runs.
 
 ``python benchmarks/thousand_bench.py --datasets 40 --years 25 --out FILE``:
 
@@ -8,9 +8,10 @@ server restarted while it runs.
   one files pool and ``--nass-hosts`` Quick Stats stand-ins, each on its own loopback address
   (127.0.0.2, 127.0.0.3, ...), so each is its own API host and Dagster pool (``api_files``,
   ``api_127_0_0_2``, ...). Files datasets read ``--rows`` rows per year from gzip CSVs
-  (``benchmarks/peers.py``'s data); Quick Stats stand-in years hold ``--rows`` records. Dataset
-  i starts in ``FIRST_YEAR + i``, so each has its own partitions definition, as in a real
-  catalog (assets with equal definitions would share one run per year).
+  (``benchmarks/peers.py``'s data); Quick Stats stand-in years hold ``--rows`` records, each
+  request answered ``--latency`` seconds late. Dataset i starts in ``FIRST_YEAR + i``, so each
+  has its own partitions definition, as in a real catalog (assets with equal definitions would
+  share one run per year).
 - **definitions load**: ``dg check defs`` (a whole process, as CI runs it) and, in one fresh
   process, ``build_definitions()`` plus the repository Dagster resolves from it, ``--repeat``
   times each, on this catalog and on a one-dataset reference catalog in the same sitting.
@@ -21,7 +22,15 @@ server restarted while it runs.
   UI's "Materialize all" dialog sends when the selected assets' partitions definitions differ),
   so one run per dataset-year. While it runs, the code location is reloaded every
   ``--reload-every`` runs done (GraphQL ``reloadRepositoryLocation``, the UI's "Reload":
-  ``dagster dev``'s code server starts a new gRPC server and retires the old one). Timed from
+  ``dagster dev``'s code server starts a new gRPC server and retires the old one); and every
+  ``--kill-code-server-every`` runs done, once a run is executing, the code server is killed
+  with SIGKILL, as a crash or a deploy's restart would: the ``dagster code-server start``
+  process ``dagster dev`` started and the ``dagster api grpc`` servers under it (they load the
+  code and start the run processes, which are left running). Recorded per kill: the runs then
+  being launched and executing and how each ended, seconds until the webserver had the location
+  loaded again from a new server, whether that took an operator's "Reload" (only tried after
+  ``KILL_RECOVERY_SECONDS``; ``dagster dev`` restarts the code server by itself), the backfill's
+  status after; and run launches put back in the queue (``launches_requeued``). Timed from
   the launch until the backfill is done. From Dagster's storage afterwards: every run's status,
   peak concurrent runs (from run start/end times), and per pool the peak of concurrent
   ``raw_pages`` steps (STEP_START → STEP_SUCCESS/FAILURE in the event log), checked against the
@@ -52,6 +61,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import yaml
 
@@ -63,11 +73,17 @@ from benchmarks.partition_bench import database_urls  # noqa: E402
 from benchmarks.peers import STEPS, files_entry, write_year  # noqa: E402
 
 FIRST_YEAR = 1960  # dataset i covers FIRST_YEAR + i on: each its own partitions definition
+EPOCH_YEAR = 1970  # a partitions end at its first instant (timestamp 0) reads as no end
 LOCATION = "ingest_assets"
 PROGRESS_SECONDS = 30.0
 POOL_LIMIT = 2  # dagster.yaml's default_limit, set explicitly per pool before the launch
 Checkpoint = Callable[[dict[str, Any]], None]
 """Writes the figures so far (the JSON of ``--out``)."""
+KILL_RECOVERY_SECONDS = 120.0  # Dagster's own recovery waited for before an operator's "Reload"
+LOCATION_ENTRY = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus updatedTimestamp "
+    "locationOrLoadError { __typename } } } } }"
+)
 NASS_QUERY = "    query: {source_desc: SURVEY, sector_desc: CROPS, agg_level_desc: COUNTY}\n"
 
 
@@ -91,8 +107,18 @@ def nass_entry(name: str, base_url: str, first_year: int, last_year: int) -> str
 def dataset_years(n_datasets: int, n_years: int) -> list[list[int]]:
     """Dataset i's years: ``n_years`` from ``FIRST_YEAR + i``. Staggered, so no two datasets
     share a partitions definition (as in a real catalog), and a backfill runs each dataset-year
-    as its own run: Dagster puts assets of equal partitions definitions in one run per key."""
-    return [list(range(FIRST_YEAR + i, FIRST_YEAR + i + n_years)) for i in range(n_datasets)]
+    as its own run: Dagster puts assets of equal partitions definitions in one run per key.
+
+    No dataset may end in 1969: a partitions end of 1970-01-01 (timestamp 0) is lost on its way
+    from the code server to the webserver and daemon (Dagster 1.13 tests ``if end``), which
+    then see every year up to now (docs/scaling.md)."""
+    years = [list(range(FIRST_YEAR + i, FIRST_YEAR + i + n_years)) for i in range(n_datasets)]
+    if any(own[-1] == EPOCH_YEAR - 1 for own in years):
+        raise SystemExit(
+            f"thousand_bench: with --years {n_years} a dataset ends in {EPOCH_YEAR - 1}, which "
+            "Dagster 1.13 turns into no end at all; choose another --years or --datasets"
+        )
+    return years
 
 
 def write_catalog(
@@ -166,7 +192,9 @@ def instance_yaml(max_runs: int | None, launch_threads: int) -> str:
     default, one launch after another)."""
     config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     if launch_threads > 1:
-        config["run_queue"] = {"dequeue_use_threads": True, "dequeue_num_workers": launch_threads}
+        config.setdefault("run_queue", {}).update(
+            dequeue_use_threads=True, dequeue_num_workers=launch_threads
+        )
     if max_runs is not None:
         runs = config["concurrency"]["runs"]
         runs["max_concurrent_runs"] = max_runs
@@ -192,12 +220,45 @@ def storage_url(env: dict[str, str]) -> str:
     return env["DAGSTER_PG_URL"].replace("postgresql+psycopg2://", "postgresql://")
 
 
-def run_counts(instance_url: str, backfill: str) -> dict[str, int]:
+def query(instance_url: str, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows of one statement on Dagster's storage."""
     with psycopg.connect(instance_url) as conn:
-        rows = conn.execute(
-            "SELECT status, count(*) FROM runs WHERE backfill_id = %s GROUP BY status", (backfill,)
-        ).fetchall()
-    return dict(rows)
+        return conn.execute(statement, params).fetchall()
+
+
+def run_counts(instance_url: str, backfill: str) -> dict[str, int]:
+    statement = "SELECT status, count(*) FROM runs WHERE backfill_id = %s GROUP BY status"
+    return dict(query(instance_url, statement, (backfill,)))
+
+
+def runs_in_flight(instance_url: str, backfill: str) -> dict[str, list[str]]:
+    """The backfill's runs being launched (``STARTING``) and executing (``STARTED``), by status."""
+    statement = (
+        "SELECT status, run_id FROM runs WHERE backfill_id = %s "
+        "AND status IN ('STARTING', 'STARTED') ORDER BY run_id"
+    )
+    found: dict[str, list[str]] = {}
+    for status, run_id in query(instance_url, statement, (backfill,)):
+        found.setdefault(status, []).append(run_id)
+    return found
+
+
+def launches_requeued(instance_url: str, backfill: str) -> int:
+    """Run launches that failed on an unreachable code server and were put back in the queue
+    (``run_queue.max_user_code_failure_retries`` in ``dagster.yaml``)."""
+    statement = (
+        "SELECT count(*) FROM event_logs e JOIN runs r ON r.run_id = e.run_id "
+        "WHERE r.backfill_id = %s AND e.dagster_event_type = 'ENGINE_EVENT' AND e.event LIKE %s"
+    )
+    return query(instance_url, statement, (backfill, "%re-submitting the run into the queue%"))[0][
+        0
+    ]
+
+
+def run_statuses(instance_url: str, run_ids: list[str]) -> dict[str, int]:
+    """How many of ``run_ids`` ended in each status."""
+    statement = "SELECT status, count(*) FROM runs WHERE run_id = ANY(%s) GROUP BY status"
+    return dict(query(instance_url, statement, (run_ids,)))
 
 
 def peak_overlap(intervals: Iterable[tuple[float, float]]) -> int:
@@ -271,17 +332,84 @@ def reload_code(url: str) -> float:
     return time.monotonic() - started
 
 
+# -- the code server killed ----------------------------------------------------------------------
+def code_server() -> psutil.Process:
+    """The ``dagster code-server start`` process that ``dagster dev`` (started by this process)
+    runs for the code location: found among this process's descendants by its command line."""
+    servers = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if _runs(child, ("code-server", "start"))
+    ]
+    if len(servers) != 1:
+        raise RuntimeError(f"thousand_bench: expected one code server below us, found {servers}")
+    return servers[0]
+
+
+def _runs(process: psutil.Process, words: tuple[str, ...]) -> bool:
+    """Whether ``process``'s command line holds ``words`` one after another."""
+    try:
+        line = process.cmdline()
+    except psutil.Error:  # exited meanwhile
+        return False
+    return any(tuple(line[i : i + len(words)]) == words for i in range(len(line)))
+
+
+def location_entry(url: str) -> dict[str, Any]:
+    from ingest_assets_tests.support.graphql import graphql
+
+    entries = graphql(url, LOCATION_ENTRY)["workspaceOrError"]["locationEntries"]
+    return next(entry for entry in entries if entry["name"] == LOCATION)
+
+
+def kill_code_server(url: str) -> dict[str, Any]:
+    """SIGKILL the code server (and the ``dagster api grpc`` server it runs: the process that
+    loads the code and launches runs), as a crash or a deploy's restart would; then wait until
+    the webserver has the location loaded again from a new server. Dagster brings it back by
+    itself (``dagster dev`` restarts a code server that exited, on the same socket; the
+    webserver's watch thread sees the new server id and reloads); only if it has not after
+    ``KILL_RECOVERY_SECONDS`` does this do what an operator would: "Reload" (GraphQL
+    ``reloadRepositoryLocation``)."""
+    killed = code_server()
+    grpc = [child for child in killed.children() if _runs(child, ("api", "grpc"))]
+    before = location_entry(url)["updatedTimestamp"]
+    started = time.monotonic()
+    for process in (killed, *grpc):
+        process.kill()  # SIGKILL: no shutdown hook runs
+    psutil.wait_procs([killed, *grpc], timeout=30)
+    reloaded_by_operator = False
+    while True:
+        entry = location_entry(url)
+        loaded = entry["loadStatus"] == "LOADED" and entry["updatedTimestamp"] > before
+        if loaded and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation":
+            break
+        if time.monotonic() - started > KILL_RECOVERY_SECONDS and not reloaded_by_operator:
+            reloaded_by_operator = True
+            reload_code(url)
+            continue
+        time.sleep(0.5)
+    return {
+        "killed_pids": [killed.pid, *(process.pid for process in grpc)],
+        "new_code_server_pid": code_server().pid,
+        "seconds_to_loaded_again": round(time.monotonic() - started, 2),
+        "reloaded_by_operator": reloaded_by_operator,
+    }
+
+
 class Backfill:
-    """One backfill on a running ``dagster dev``: launched, watched, code reloaded midway."""
+    """One backfill on a running ``dagster dev``: launched, watched, its code location reloaded
+    and its code server killed midway."""
 
     def __init__(
-        self, url: str, env: dict[str, str], expected_runs: int, reload_every: int
+        self, url: str, env: dict[str, str], expected_runs: int, reload_every: int, kill_every: int
     ) -> None:
         self.url = url
         self.instance_url = storage_url(env)
         self.expected = expected_runs
         self.reload_at = list(range(reload_every, expected_runs, reload_every))
+        self.kill_at = list(range(kill_every, expected_runs, kill_every)) if kill_every else []
         self.reloads: list[dict[str, Any]] = []
+        self.kills: list[dict[str, Any]] = []
         self.statuses_seen: set[str] = set()
         self.load_samples: list[float] = []
         self.id = ""
@@ -307,8 +435,23 @@ class Backfill:
             "runs_done": done,
             "runs_per_hour": round(done / elapsed * 3600, 1) if elapsed else 0.0,
             "reloads": self.reloads,
+            "code_server_kills": self.kills,
             "load_average_1m_samples": self.load_samples,
         }
+
+    def kill(self, runs_done: int) -> None:
+        """Kill the code server, once a run is executing: to see whether that run survives."""
+        from ingest_assets_tests.support.graphql import backfill_status
+
+        in_flight = runs_in_flight(self.instance_url, self.id)
+        if not in_flight.get("STARTED"):
+            return
+        self.kill_at.pop(0)
+        kill = kill_code_server(self.url)
+        kill.update(runs_done=runs_done, runs_in_flight=in_flight)
+        kill["backfill_status_after"] = backfill_status(self.url, self.id)
+        self.statuses_seen.add(kill["backfill_status_after"])
+        self.kills.append(kill)
 
     def watch(self, deadline: float | None, checkpoint: Checkpoint) -> tuple[bool, dict[str, Any]]:
         """Poll until the backfill is done (True) or ``deadline`` (epoch seconds) passes."""
@@ -336,6 +479,8 @@ class Backfill:
                         "backfill_status_after": after,
                     }
                 )
+            if self.kill_at and figures["runs_done"] >= self.kill_at[0]:
+                self.kill(figures["runs_done"])
             if time.monotonic() - last_checkpoint > PROGRESS_SECONDS:
                 last_checkpoint = time.monotonic()
                 self.load_samples.append(round(os.getloadavg()[0], 2))
@@ -364,11 +509,23 @@ def run_backfill(
         wait_for_code(url)
         up = time.monotonic() - started
         limits = pool_limits(url)
-        backfill = Backfill(url, env, len(datasets) * options.years, options.reload_every)
+        backfill = Backfill(
+            url,
+            env,
+            len(datasets) * options.years,
+            options.reload_every,
+            options.kill_code_server_every,
+        )
         backfill.launch(datasets)
         deadline = _deadline(options.deadline)
         finished, figures = backfill.watch(deadline, checkpoint)
         figures.update(concurrency_figures(backfill.instance_url, backfill.id, datasets))
+        for kill in backfill.kills:  # did the runs the kill caught in flight finish?
+            kill["runs_in_flight_ended"] = {
+                status: run_statuses(backfill.instance_url, ids)
+                for status, ids in kill["runs_in_flight"].items()
+            }
+        figures["launches_requeued"] = launches_requeued(backfill.instance_url, backfill.id)
         figures.update(storage_growth(backfill.instance_url, backfill.id))
     figures["pool_limits"] = limits
     figures["finished"] = finished
@@ -424,6 +581,7 @@ def benchmark(options: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, 
         "years": options.years,
         "partitions": options.datasets * options.years,
         "rows_per_year": options.rows,
+        "quick_stats_latency_seconds": options.latency,
         "cpu_count": os.cpu_count(),
         "load_average_1m_start": round(os.getloadavg()[0], 2),
         "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -434,7 +592,11 @@ def benchmark(options: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, 
             records = dict.fromkeys({year for own in years for year in own}, options.rows)
             standins = [
                 stack.enter_context(
-                    NassStandIn(NassDataset(records, options.rows), host=f"127.0.0.{i + 2}")
+                    NassStandIn(
+                        NassDataset(records, options.rows),
+                        host=f"127.0.0.{i + 2}",
+                        latency=options.latency,
+                    )
                 )
                 for i in range(options.nass_hosts)
             ]
@@ -503,6 +665,7 @@ def summary(result: dict[str, Any]) -> str:
         f"  storage: {backfill['events_per_run']} events ({backfill['event_kb_per_run']} KB) per "
         f"run; instance database {backfill['instance_database_mb']} MB",
         f"  code reloads: {backfill['reloads']}; statuses seen {backfill['statuses_seen']}",
+        f"  code server kills: {backfill['code_server_kills']}",
         f"  1-minute load {result['load_average_1m_start']} -> {result['load_average_1m_end']}",
         f"  problems: {backfill['problems'] or 'none'}",
     ]
@@ -515,9 +678,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, default=25)
     parser.add_argument("--rows", type=int, default=300, help="rows (records) per year")
     parser.add_argument("--nass-hosts", type=int, default=2)
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds the Quick Stats stand-ins add per request",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="definitions loads per figure")
     parser.add_argument(
         "--reload-every", type=int, default=200, help="reload the code location every N runs done"
+    )
+    parser.add_argument(
+        "--kill-code-server-every",
+        type=int,
+        default=0,
+        help="SIGKILL the code server every N runs done (0: never)",
     )
     parser.add_argument("--max-runs", type=int, default=None, help="max concurrent runs")
     parser.add_argument("--launch-threads", type=int, default=1, help="runs launched at once")
