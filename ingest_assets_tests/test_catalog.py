@@ -47,6 +47,7 @@ def test_a_catalog_with_mistakes_names_each_of_them():
             "no_key": _socrata(table="t3", mode="incremental"),
             "odd_type": _socrata(table="t4", columns={"id": "varchar(9)", "created": "timestamp"}),
             "zero_years": _socrata(table="t6", years_per_run=0),
+            "ends_1969": _socrata(table="t7", start_year=1960, end_year=1969),
             "files_incremental": {
                 "source": "files",
                 "table": "t5",
@@ -72,7 +73,8 @@ def test_a_catalog_with_mistakes_names_each_of_them():
     assert "unknown type 'varchar(9)'" in message
     assert "dataset 'files_incremental', field 'mode'" in message
     assert "dataset 'zero_years', field 'years_per_run'" in message and "not 0" in message
-    assert message.count("\n  dataset ") == 8  # one line per mistake, no more
+    assert "dataset 'ends_1969', field 'end_year': end_year 1969 is not supported" in message
+    assert message.count("\n  dataset ") == 9  # one line per mistake, no more
 
 
 def test_socrata_entries_need_exactly_one_way_to_find_a_year():

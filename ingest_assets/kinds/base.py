@@ -115,6 +115,19 @@ class DatasetConfig(BaseModel):
     def _identifier(cls, value: str) -> str:
         return check_identifier(value)
 
+    @field_validator("end_year")
+    @classmethod
+    def _end_year(cls, value: int | None) -> int | None:
+        # The partitions then end at 1970-01-01 UTC, timestamp 0, which Dagster 1.13 drops when
+        # a code server sends them on (partitions/snap: `if self.end`): the webserver and the
+        # daemon would see every year up to now.
+        if value == 1969:
+            raise ValueError(
+                "end_year 1969 is not supported: Dagster 1.13 loses a partitions end of "
+                "1970-01-01 and would schedule every year since; end in 1968 or 1970"
+            )
+        return value
+
     @field_validator("years_per_run")
     @classmethod
     def _years_per_run(cls, value: int | str) -> int | str:
