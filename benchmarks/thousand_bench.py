@@ -122,20 +122,26 @@ def dataset_years(n_datasets: int, n_years: int) -> list[list[int]]:
 
 
 def write_catalog(
-    datasets: dict[str, int], years: list[list[int]], rows: int, base_urls: list[str], work: Path
+    datasets: dict[str, int],
+    years: list[list[int]],
+    rows: int,
+    base_urls: list[str],
+    work: Path,
+    years_per_run: int = 1,
 ) -> str:
     """The catalog (YAML text): each files dataset on a folder of its years' gzip CSVs, written
-    here; each Quick Stats one on its stand-in's base URL."""
+    here; each Quick Stats one on its stand-in's base URL; ``years_per_run`` for every one."""
     entries = []
     for (name, pool), own in zip(datasets.items(), years, strict=True):
         if pool:
-            entries.append(nass_entry(name, base_urls[pool - 1], own[0], own[-1]))
-            continue
-        folder = work / "dump" / name
-        folder.mkdir(parents=True)
-        for year in own:
-            write_year(folder / f"{year}.csv.gz", rows, year)
-        entries.append(files_entry(name, folder, own[0], own[-1]))
+            entry = nass_entry(name, base_urls[pool - 1], own[0], own[-1])
+        else:
+            folder = work / "dump" / name
+            folder.mkdir(parents=True)
+            for year in own:
+                write_year(folder / f"{year}.csv.gz", rows, year)
+            entry = files_entry(name, folder, own[0], own[-1])
+        entries.append(entry + f"    years_per_run: {years_per_run}\n")
     return "datasets:\n" + "".join(entries)
 
 
@@ -512,7 +518,7 @@ def run_backfill(
         backfill = Backfill(
             url,
             env,
-            len(datasets) * options.years,
+            len(datasets) * -(-options.years // options.years_per_run),  # runs: ceil per dataset
             options.reload_every,
             options.kill_code_server_every,
         )
@@ -580,6 +586,7 @@ def benchmark(options: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, 
         "datasets": options.datasets,
         "years": options.years,
         "partitions": options.datasets * options.years,
+        "years_per_run": options.years_per_run,
         "rows_per_year": options.rows,
         "quick_stats_latency_seconds": options.latency,
         "cpu_count": os.cpu_count(),
@@ -601,7 +608,9 @@ def benchmark(options: argparse.Namespace, checkpoint: Checkpoint) -> dict[str, 
                 for i in range(options.nass_hosts)
             ]
             base_urls = [standin.base_url for standin in standins]
-            catalog = write_catalog(names, years, options.rows, base_urls, work)
+            catalog = write_catalog(
+                names, years, options.rows, base_urls, work, options.years_per_run
+            )
             (work / "datasets.yaml").write_text(catalog)
             first = dict([next(iter(names.items()))])  # the reference: that dataset alone
             reference = write_catalog(first, years[:1], options.rows, [], work / "reference")
@@ -676,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=40)
     parser.add_argument("--years", type=int, default=25)
+    parser.add_argument("--years-per-run", type=int, default=1, help="the catalog's years_per_run")
     parser.add_argument("--rows", type=int, default=300, help="rows (records) per year")
     parser.add_argument("--nass-hosts", type=int, default=2)
     parser.add_argument(
