@@ -389,6 +389,8 @@ def benchmark(rows: int, year: int, sample: int, warm: bool = True) -> dict[str,
             "NASS_BASE_URL": base_url,
             "NASS_API_KEY": API_KEY,
             "NASS_MIN_INTERVAL_SECONDS": "0",
+            # sittings of different sizes replace the same year: a smaller one is not a shrink
+            "INGEST_CONFIRM_SHRINK": DATASET,
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p
             ),
