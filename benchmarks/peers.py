@@ -16,6 +16,10 @@ might pick instead, every figure a whole process (Python or Go start-up included
   (plan, stage, clean, COPY, reconcile, atomic swap), with the default executor (in-process)
   and with ``INGEST_EXECUTOR=multiprocess`` (a process per step, the default until the fixed
   cost of small years was measured: issue #13). Stage seconds come from its metadata.
+  With ``--user-env DIR``, a third row runs the same command from a virtual environment where
+  the project is installed as a user installs it (``pip install .``, created in DIR if
+  missing): without the dev extras, so without pandas, which pyarrow otherwise imports at its
+  first conversion of a Python value (~0.4-0.8 s a process, paid only in a dev checkout).
 
 The small size (~20,000 rows) measures the fixed cost of each tool. Every tool runs in the same
 sitting, interleaved, so a loaded machine slows all of them alike; the 1-minute load average is
@@ -68,6 +72,7 @@ TOOLS = (
     "ingest_assets (in-process)",
     "ingest_assets (multiprocess)",
 )
+USER_INSTALL = "ingest_assets (user install)"
 
 
 # -- the data ------------------------------------------------------------------------------------
@@ -276,8 +281,16 @@ def ingest_stage_seconds(env: dict[str, str]) -> dict[str, float]:
 class Sitting:
     """One size's files, environment and commands; ``run(tool)`` times one whole process."""
 
-    def __init__(self, rows: int, dict_rows: int, warehouse: str, dagster_url: str) -> None:
+    def __init__(
+        self,
+        rows: int,
+        dict_rows: int,
+        warehouse: str,
+        dagster_url: str,
+        user_env: Path | None = None,
+    ) -> None:
         self.rows = rows
+        self.user_env = user_env
         self.dict_rows = min(rows, dict_rows)
         self.warehouse = warehouse
         self.work = Path(tempfile.mkdtemp(prefix="peers_bench_"))
@@ -332,8 +345,9 @@ class Sitting:
             rows = int(out.split()[-1])
         else:
             executor = "multiprocess" if "multiprocess" in tool else "in_process"
+            python = user_python(self.user_env) if tool == USER_INSTALL else Path(sys.executable)
             command = [
-                str(Path(sys.executable).with_name("dagster")), "asset", "materialize",
+                str(python.with_name("dagster")), "asset", "materialize",
                 "-m", "ingest_assets.definitions", "--partition", str(YEAR),
                 "--select", ",".join(f"{DATASET}/{step}" for step in STEPS),
             ]  # fmt: skip
@@ -353,17 +367,35 @@ class Sitting:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def benchmark(sizes: list[int], repeat: int, dict_rows: int) -> dict[str, Any]:
+def user_python(env: Path | None) -> Path:
+    """The Python of ``env``, a virtual environment with the project installed as a user
+    installs it (no dev extras); created first if missing (outside any timing).
+    """
+    assert env is not None
+    python = env / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", str(PROJECT_ROOT)]
+        subprocess.run(pip, check=True)
+    return python
+
+
+def benchmark(
+    sizes: list[int], repeat: int, dict_rows: int, user_env: Path | None = None
+) -> dict[str, Any]:
     from benchmarks.partition_bench import database_urls
 
     warehouse, dagster_url = database_urls()
     results: dict[str, Any] = {"sizes": {}, "load_average_1m": [], "cpu_count": os.cpu_count()}
+    tools = (*TOOLS, USER_INSTALL) if user_env else TOOLS
+    if user_env:
+        results["user_env_has_pandas"] = has_pandas(user_python(user_env))
     for rows in sizes:
-        sitting = Sitting(rows, dict_rows, warehouse, dagster_url)
-        runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in TOOLS}
+        sitting = Sitting(rows, dict_rows, warehouse, dagster_url, user_env)
+        runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in tools}
         try:
             for round_ in range(repeat):
-                order = TOOLS[round_ % len(TOOLS) :] + TOOLS[: round_ % len(TOOLS)]
+                order = tools[round_ % len(tools) :] + tools[: round_ % len(tools)]
                 for tool in order:  # interleaved, the starting tool rotating per round
                     runs[tool].append(sitting.run(tool))
                     results["load_average_1m"].append(round(os.getloadavg()[0], 2))
@@ -372,26 +404,37 @@ def benchmark(sizes: list[int], repeat: int, dict_rows: int) -> dict[str, Any]:
         results["sizes"][str(rows)] = {
             "dict_rows": sitting.dict_rows,
             "runs": runs,
-            "best_seconds": {tool: min(r["seconds"] for r in runs[tool]) for tool in TOOLS},
+            "best_seconds": {tool: min(r["seconds"] for r in runs[tool]) for tool in tools},
         }
     return results
+
+
+def has_pandas(python: Path) -> bool:
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('pandas') is None)"
+    return subprocess.run([str(python), "-c", probe]).returncode == 0
 
 
 def print_table(results: dict[str, Any]) -> None:
     sizes = results["sizes"]
     print(f"\nwhole-process seconds, best of the runs (1-minute load {results['load_average_1m']})")
     print(f"{'':32}" + "".join(f"{int(rows):>14,}" for rows in sizes))
-    for tool in TOOLS:
+    for tool in next(iter(sizes.values()))["best_seconds"]:
         cells = (f"{size['best_seconds'][tool]:>14.2f}" for size in sizes.values())
         print(f"{tool:32}" + "".join(cells))
     for rows, size in sizes.items():
-        sling = size["best_seconds"]["Sling"]
-        ours = size["best_seconds"]["ingest_assets (in-process)"]
+        best = size["best_seconds"]
+        ratios = "; ".join(
+            f"{tool} = {best[tool] / best['Sling']:.2f}x Sling's time"
+            for tool in ("ingest_assets (in-process)", USER_INSTALL)
+            if tool in best
+        )
         stages = size["runs"]["ingest_assets (in-process)"][-1]["stage_seconds"]
         print(
-            f"{int(rows):,} rows: ingest_assets = {ours / sling:.2f}x Sling's time; "
-            f"dlt defaults on {size['dict_rows']:,} rows; ingest_assets stages (s) {stages}"
+            f"{int(rows):,} rows: {ratios}; dlt defaults on {size['dict_rows']:,} rows; "
+            f"ingest_assets stages (s) {stages}"
         )
+    if "user_env_has_pandas" in results:
+        print(f"user install has pandas: {results['user_env_has_pandas']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--dict-rows", type=int, default=100_000, help="most rows for dlt dicts")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--user-env", type=Path, help="a venv with `pip install .` (created if missing)"
+    )
     parser.add_argument(
         "--peer", choices=("copy", "dlt-arrow", "dlt-dicts"), help=argparse.SUPPRESS
     )
@@ -419,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None:
         parser.error("--out is required")
-    results = benchmark(args.rows or [20_000], args.repeat, args.dict_rows)
+    results = benchmark(args.rows or [20_000], args.repeat, args.dict_rows, args.user_env)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     return 0
