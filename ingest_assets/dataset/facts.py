@@ -248,12 +248,31 @@ def _over_years(evaluations: list[dg.AssetCheckResult]) -> dg.AssetCheckResult:
     )
 
 
-def _evaluations(spec: DatasetSpec, loads: list[YearLoad]) -> list[dg.AssetCheckResult]:
-    """Each check's one evaluation for the run: the year's, or the run's years' together."""
-    per_year = [_check_results(spec, load) for load in loads]
-    if len(per_year) == 1:
-        return per_year[0]
-    return [_over_years(list(c)) for c in zip(*per_year, strict=True)]
+def _raised_result(spec: DatasetSpec, year: str, error: Exception) -> dg.AssetCheckResult:
+    """A year whose load raised did not reconcile: it counts among the check's failed years."""
+    return dg.AssetCheckResult(
+        check_name=RECONCILE_CHECK,
+        passed=False,
+        description=f"{spec.name} year {year}: {type(error).__name__}: {error}; "
+        "load rolled back, table unchanged",
+        metadata={"year": dg.MetadataValue.int(int(year))},
+    )
+
+
+def _evaluations(
+    spec: DatasetSpec, loads: list[YearLoad], errors: dict[str, Exception]
+) -> list[dg.AssetCheckResult]:
+    """Each check's one evaluation for the run: the year's, or the run's years' together (a
+    year that raised has no emptiness to judge, only a failed reconciliation).
+    """
+    results = [result for load in loads for result in _check_results(spec, load)]
+    results += [_raised_result(spec, year, error) for year, error in errors.items()]
+    if len(loads) == 1 and not errors:
+        return results
+    by_check: dict[str, list[dg.AssetCheckResult]] = {}
+    for result in sorted(results, key=lambda r: r.metadata["year"].value):
+        by_check.setdefault(result.check_name, []).append(result)
+    return [_over_years(group) for group in by_check.values()]
 
 
 def _materialize_committed(
@@ -284,7 +303,7 @@ def facts_events(
         (context.log.info if load.result.committed else context.log.error)(_message(spec, load))
         if load.warning:
             context.log.warning(load.warning)
-    evaluations = _evaluations(spec, loads)
+    evaluations = _evaluations(spec, loads, errors)
     failed = [_message(spec, load) for load in loads if not load.result.committed]
     failed += [f"{spec.name} year {y}: {type(e).__name__}: {e}" for y, e in errors.items()]
     if failed:

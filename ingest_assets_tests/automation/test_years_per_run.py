@@ -5,7 +5,9 @@ GraphQL ``launchPartitionBackfill``: the daemon must make three runs (2 + 2 + 1 
 year must land with its own row count, ledger row and materialization figures. A second
 backfill of two years, one of which would lose most of its rows, must commit the other year,
 leave the shrinking one as it was, and fail naming it. With ``years_per_run: all`` the CI
-command takes a range: ``dagster asset materialize --partition-range``.
+command takes a range: ``dagster asset materialize --partition-range``; there a year whose load
+raises (a stray table where its partition goes) must fail its check and the run, and not stop
+the other year.
 """
 
 from __future__ import annotations
@@ -147,3 +149,43 @@ def test_years_per_run_all_lets_the_cli_materialize_a_range_in_one_run(
         2019: 400,
         2020: 500,
     }
+
+
+def test_a_year_whose_load_raises_is_named_and_the_runs_other_years_commit(
+    tmp_path: Path, dagster_pg_url: str, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "years_per_run_raises"
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for year in (2019, 2020):
+        write_year(folder / f"{year}.csv.gz", ROWS[year], year)
+    with psycopg.connect(warehouse_url) as conn:  # a stray table where 2019's partition goes
+        conn.execute(f"DROP TABLE IF EXISTS {name}, {name}_y2019")
+        conn.execute(f"CREATE TABLE {name}_y2019 (note text)")
+    entry = files_entry(name, folder, 2019, 2020) + "    years_per_run: all\n"
+    env = cli_env(tmp_path, "datasets:\n" + entry, dagster_pg_url, warehouse_url)
+    done = run_dagster(
+        env, "asset", "materialize", "--select", f"key:{name}/raw_pages+",
+        "--partition-range", "2019...2020",
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-3000:]
+    assert f"{name} year 2019: " in output and "is not a partition of" in output
+    with psycopg.connect(warehouse_url) as conn:
+        loaded = conn.execute(f"SELECT year, count(*) FROM {name} GROUP BY year").fetchall()
+    assert loaded == [(2020, 500)]  # 2019 rolled back, 2020 committed in the same run
+
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_pg_url)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        checks = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey([name, "facts"]), RECONCILE_CHECK), limit=1
+        )
+        latest = checks[0].event.dagster_event.asset_check_evaluation_data
+        facts = dg.AssetRecordsFilter(asset_key=dg.AssetKey([name, "facts"]))
+        partitions = [r.asset_materialization.partition for r in
+                      instance.fetch_materializations(facts, limit=5).records]  # fmt: skip
+    assert not latest.passed
+    assert latest.metadata["years"].value == "2019, 2020"
+    assert latest.metadata["years_failed"].value == "2019"
+    assert "2020: 500 rows loaded" in latest.description
+    assert partitions == ["2020"]  # only the committed year is materialized
