@@ -265,13 +265,14 @@ def _evaluations(
     """Each check's one evaluation for the run: the year's, or the run's years' together (a
     year that raised has no emptiness to judge, only a failed reconciliation).
     """
-    results = [result for load in loads for result in _check_results(spec, load)]
-    results += [_raised_result(spec, year, error) for year, error in errors.items()]
+    per_year = {load.result.year: _check_results(spec, load) for load in loads}
+    per_year |= {int(year): [_raised_result(spec, year, error)] for year, error in errors.items()}
     if len(loads) == 1 and not errors:
-        return results
+        return per_year[loads[0].result.year]
     by_check: dict[str, list[dg.AssetCheckResult]] = {}
-    for result in sorted(results, key=lambda r: r.metadata["year"].value):
-        by_check.setdefault(result.check_name, []).append(result)
+    for year in sorted(per_year):
+        for result in per_year[year]:
+            by_check.setdefault(str(result.check_name), []).append(result)
     return [_over_years(group) for group in by_check.values()]
 
 
