@@ -25,7 +25,15 @@ from ingest_assets.cleaning.columns import Column, arrow_schema
 from ingest_assets.errors import CleaningError
 from ingest_assets.kinds.base import Cleaner
 from ingest_assets.kinds.nass.fields import FIELDS, MEASURES
-from ingest_assets.kinds.nass.pages import CSV_PARSE, arrow_records, csv_header, is_csv, records_of
+from ingest_assets.kinds.nass.pages import (
+    CSV_PARSE,
+    arrow_batches,
+    arrow_records,
+    csv_header,
+    is_arrow,
+    is_csv,
+    records_of,
+)
 
 TYPED_FIELDS = {"year": "integer", "week_ending": "date", "load_time": "timestamp"}
 RAW_FIELDS = frozenset(FIELDS)
@@ -195,6 +203,29 @@ def _csv_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dict[
         raise CleaningError(f"{where}: staged CSV page does not parse: {exc}") from None
 
 
+def _arrow_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dict[str, pa.Array]]:
+    """An Arrow IPC page (a bulk file's split), batch by batch, as one array per field."""
+    try:
+        reader = arrow_batches(body)
+        header = reader.schema.names
+        if not evolve:
+            _refuse_drift(RAW_FIELDS - set(header), set(header) - RAW_FIELDS, where)
+        for batch in reader:
+            yield {name: batch.column(name) for name in header}
+    except pa.ArrowInvalid as exc:
+        raise CleaningError(f"{where}: staged Arrow page does not read: {exc}") from None
+
+
+def _is_tabular(body: bytes) -> bool:
+    return is_csv(body) or is_arrow(body)
+
+
+def _raw_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dict[str, pa.Array]]:
+    """A CSV or Arrow page as chunks of one string array per field."""
+    chunks = _arrow_chunks if is_arrow(body) else _csv_chunks
+    return chunks(body, where, evolve)
+
+
 class NassCleaner(Cleaner):
     """Types Quick Stats pages (CSV or JSON) into the fixed NASS columns."""
 
@@ -211,6 +242,8 @@ class NassCleaner(Cleaner):
     def page_fields(self, body: bytes) -> set[str]:
         if is_csv(body):
             return set(csv_header(body))
+        if is_arrow(body):
+            return set(arrow_batches(body).schema.names)
         return {name for record in self.parse_page(body) for name in record}
 
     @property
@@ -218,15 +251,17 @@ class NassCleaner(Cleaner):
         return self.config.on_schema_change == "add_columns"
 
     def clean_chunks(self, body: bytes, year: int, where: str) -> Iterator[pa.Table]:
-        """A CSV page is typed block by block, so memory holds ~9,000 records, not 50,000."""
-        if not is_csv(body):
+        """A CSV or Arrow page is typed block by block, so memory holds ~9,000 records, not
+        50,000.
+        """
+        if not _is_tabular(body):
             yield self.clean_page(body, year, where)
             return
-        for raw in _csv_chunks(body, where, self._evolve):
+        for raw in _raw_chunks(body, where, self._evolve):
             yield _typed(raw, year, where, self.added)
 
     def clean_page(self, body: bytes, year: int, where: str) -> pa.Table:
-        if is_csv(body):
+        if _is_tabular(body):
             chunks = list(self.clean_chunks(body, year, where))
             return pa.concat_tables(chunks) if chunks else _schema(self.added).empty_table()
         raw = _read_page(body)
@@ -235,10 +270,10 @@ class NassCleaner(Cleaner):
         return _typed(raw, year, where, self.added)
 
     def parse_page(self, body: bytes) -> list[dict[str, Any]]:
-        if is_csv(body):
+        if _is_tabular(body):
             return [
                 record
-                for raw in _csv_chunks(body, "staged page", self._evolve)
+                for raw in _raw_chunks(body, "staged page", self._evolve)
                 for record in pa.table(raw).to_pylist()
             ]
         try:

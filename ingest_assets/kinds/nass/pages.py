@@ -1,5 +1,5 @@
-"""The Quick Stats page formats (quoted CSV and ``{"data": [...]}`` JSON), read without Python
-objects per record.
+"""The Quick Stats page formats (quoted CSV and ``{"data": [...]}`` JSON, and the Arrow IPC
+pages of a split bulk file), read without Python objects per record.
 
 Shared by the network source (which counts a page's records while fetching) and the cleaner
 (which types a staged page offline), so the cleaner never imports the network module.
@@ -42,6 +42,19 @@ def is_csv(body: bytes) -> bool:
 
 
 CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+_IPC_CONTINUATION = b"\xff\xff\xff\xff"
+
+
+def is_arrow(body: bytes) -> bool:
+    """An Arrow IPC stream (a bulk file's pages: columns already decoded) starts with the IPC
+    continuation marker; no CSV, JSON or error body does.
+    """
+    return body[:4] == _IPC_CONTINUATION
+
+
+def arrow_batches(body: bytes) -> pa.RecordBatchStreamReader:
+    """The record batches of an Arrow IPC page, read in place."""
+    return pa.ipc.open_stream(pa.py_buffer(body))
 
 
 def csv_header(body: bytes) -> list[str]:

@@ -5,5 +5,5 @@
 as Arrow masks, ``split`` the one streaming pass that writes per-year parts, ``source`` the
 ``Source`` over those parts and the ``NassBulkFiles`` resource, ``upstream`` the unpartitioned
 ``<dataset>/bulk_file`` asset, its job and sensor. Cleaning is the NASS cleaner's: the parts
-are staged as Quick Stats CSV pages.
+are staged as Arrow pages of the API's fields, all text, which it types as it types API pages.
 """

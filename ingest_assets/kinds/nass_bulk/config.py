@@ -32,7 +32,7 @@ class NassBulkDatasetConfig(DatasetConfig):
 
     @property
     def page_format(self) -> str:
-        return "csv"
+        return "arrow"
 
     @field_validator("file")
     @classmethod

@@ -1,9 +1,9 @@
 """The ``Source`` over a split bulk file, and the ``NassBulkFiles`` resource.
 
 A year's plan is one slice, the year's part, promising the count the pass recorded for it; the
-pages are that part cut at line ends into Quick Stats CSV pages (the part is already one: the
-API's header, every field quoted, one row per line), so the NASS cleaner types them exactly as
-it types API pages and nothing is parsed twice. The change signal of a year is its count and
+pages are that part's Arrow blocks regrouped into pages of ``page_rows`` rows (Arrow IPC, the
+API's field names, every field text), so the NASS cleaner types them as it types the columns of
+an API page, and nothing is parsed twice. The change signal of a year is its count and
 checksum in the current split: no request at all, and a new daily file whose rows for a year
 are the same leaves that year's signal unchanged.
 """
@@ -14,13 +14,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pyarrow as pa
 import requests
 
 from ingest_assets.kinds.base import DatasetConfig, KindResource, Page, Plan, Slice, Source
 from ingest_assets.kinds.nass_bulk.config import NassBulkDatasetConfig
 from ingest_assets.kinds.nass_bulk.remote import Download, RemoteFile, current_file
-from ingest_assets.kinds.nass_bulk.split import PART_CODEC, line_pages, part_name
+from ingest_assets.kinds.nass_bulk.split import arrow_pages, part_name
 from ingest_assets.kinds.nass_bulk.store import SplitStore
 from ingest_assets.settings import Settings
 
@@ -57,9 +56,8 @@ class NassBulkSource(Source):
     def fetch(self, part: Slice) -> Iterator[Page]:
         folder, _, _ = self._year(int(part.params["year"][0]))
         path = folder / part_name(int(part.params["year"][0]))
-        with pa.input_stream(str(path), compression=PART_CODEC) as stream:
-            for index, (body, rows) in enumerate(line_pages(stream, self.config.page_rows)):
-                yield Page(slice=part, index=index, body=body, rows=rows)
+        for index, (body, rows) in enumerate(arrow_pages(path, self.config.page_rows)):
+            yield Page(slice=part, index=index, body=body, rows=rows)
 
     def change_signal(self, years: Sequence[int]) -> dict[int, str]:
         """Per year: its kept rows and their checksum in the current split ("unsplit" before
