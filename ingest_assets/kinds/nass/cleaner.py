@@ -176,6 +176,7 @@ _CSV_CONVERT = pacsv.ConvertOptions(
 
 
 CSV_BLOCK_BYTES = 4 << 20  # ~9,000 records: what one cleaned chunk holds, whatever the page size
+ARROW_CHUNK_ROWS = 10_000  # the same for an Arrow page (slices: no copy)
 
 
 def _csv_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dict[str, pa.Array]]:
@@ -211,7 +212,9 @@ def _arrow_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dic
         if not evolve:
             _refuse_drift(RAW_FIELDS - set(header), set(header) - RAW_FIELDS, where)
         for batch in reader:
-            yield {name: batch.column(name) for name in header}
+            for start in range(0, batch.num_rows, ARROW_CHUNK_ROWS):
+                chunk = batch.slice(start, ARROW_CHUNK_ROWS)
+                yield {name: chunk.column(name) for name in header}
     except pa.ArrowInvalid as exc:
         raise CleaningError(f"{where}: staged Arrow page does not read: {exc}") from None
 
