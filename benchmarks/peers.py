@@ -16,10 +16,8 @@ might pick instead, every figure a whole process (Python or Go start-up included
   (plan, stage, clean, COPY, reconcile, atomic swap), with the default executor (in-process)
   and with ``INGEST_EXECUTOR=multiprocess`` (a process per step, the default until the fixed
   cost of small years was measured: issue #13). Stage seconds come from its metadata.
-  With ``--user-env DIR``, a third row runs the same command from a virtual environment where
-  the project is installed as a user installs it (``pip install .``, created in DIR if
-  missing): without the dev extras, so without pandas, which pyarrow otherwise imports at its
-  first conversion of a Python value (~0.4-0.8 s a process, paid only in a dev checkout).
+- **the floor**: a process that only imports ``dagster._cli`` and ``dagster_postgres``, what
+  every ``dagster`` command on PostgreSQL storage pays before any definitions or run.
 
 The small size (~20,000 rows) measures the fixed cost of each tool. Every tool runs in the same
 sitting, interleaved, so a loaded machine slows all of them alike; the 1-minute load average is
@@ -72,7 +70,9 @@ TOOLS = (
     "ingest_assets (in-process)",
     "ingest_assets (multiprocess)",
 )
-USER_INSTALL = "ingest_assets (user install)"
+# The floor under any `dagster` CLI run on PostgreSQL storage: importing the CLI and the
+# storage, no definitions, no run.
+IMPORT_FLOOR = "dagster + dagster_postgres imports"
 
 
 # -- the data ------------------------------------------------------------------------------------
@@ -281,16 +281,8 @@ def ingest_stage_seconds(env: dict[str, str]) -> dict[str, float]:
 class Sitting:
     """One size's files, environment and commands; ``run(tool)`` times one whole process."""
 
-    def __init__(
-        self,
-        rows: int,
-        dict_rows: int,
-        warehouse: str,
-        dagster_url: str,
-        user_env: Path | None = None,
-    ) -> None:
+    def __init__(self, rows: int, dict_rows: int, warehouse: str, dagster_url: str) -> None:
         self.rows = rows
-        self.user_env = user_env
         self.dict_rows = min(rows, dict_rows)
         self.warehouse = warehouse
         self.work = Path(tempfile.mkdtemp(prefix="peers_bench_"))
@@ -327,7 +319,11 @@ class Sitting:
         """Run ``tool`` once: {seconds, rows[, stage_seconds]}; fails if a row is missing."""
         expected = self.rows
         stages = None
-        if tool == "plain COPY":
+        if tool == IMPORT_FLOOR:
+            command = [sys.executable, "-c", "import dagster._cli, dagster_postgres"]
+            seconds, _ = timed(command, self.env, tool)
+            rows = expected = 0
+        elif tool == "plain COPY":
             seconds, out = timed(
                 self.peer_command("copy", "--csv", str(self.csv_path)), self.env, tool
             )
@@ -345,9 +341,8 @@ class Sitting:
             rows = int(out.split()[-1])
         else:
             executor = "multiprocess" if "multiprocess" in tool else "in_process"
-            python = user_python(self.user_env) if tool == USER_INSTALL else Path(sys.executable)
             command = [
-                str(python.with_name("dagster")), "asset", "materialize",
+                str(Path(sys.executable).with_name("dagster")), "asset", "materialize",
                 "-m", "ingest_assets.definitions", "--partition", str(YEAR),
                 "--select", ",".join(f"{DATASET}/{step}" for step in STEPS),
             ]  # fmt: skip
@@ -367,31 +362,14 @@ class Sitting:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def user_python(env: Path | None) -> Path:
-    """The Python of ``env``, a virtual environment with the project installed as a user
-    installs it (no dev extras); created first if missing (outside any timing).
-    """
-    assert env is not None
-    python = env / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet", str(PROJECT_ROOT)]
-        subprocess.run(pip, check=True)
-    return python
-
-
-def benchmark(
-    sizes: list[int], repeat: int, dict_rows: int, user_env: Path | None = None
-) -> dict[str, Any]:
+def benchmark(sizes: list[int], repeat: int, dict_rows: int) -> dict[str, Any]:
     from benchmarks.partition_bench import database_urls
 
     warehouse, dagster_url = database_urls()
     results: dict[str, Any] = {"sizes": {}, "load_average_1m": [], "cpu_count": os.cpu_count()}
-    tools = (*TOOLS, USER_INSTALL) if user_env else TOOLS
-    if user_env:
-        results["user_env_has_pandas"] = has_pandas(user_python(user_env))
+    tools = (*TOOLS, IMPORT_FLOOR)
     for rows in sizes:
-        sitting = Sitting(rows, dict_rows, warehouse, dagster_url, user_env)
+        sitting = Sitting(rows, dict_rows, warehouse, dagster_url)
         runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in tools}
         try:
             for round_ in range(repeat):
@@ -409,32 +387,24 @@ def benchmark(
     return results
 
 
-def has_pandas(python: Path) -> bool:
-    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('pandas') is None)"
-    return subprocess.run([str(python), "-c", probe]).returncode == 0
-
-
 def print_table(results: dict[str, Any]) -> None:
     sizes = results["sizes"]
     print(f"\nwhole-process seconds, best of the runs (1-minute load {results['load_average_1m']})")
     print(f"{'':32}" + "".join(f"{int(rows):>14,}" for rows in sizes))
-    for tool in next(iter(sizes.values()))["best_seconds"]:
+    for tool in (*TOOLS, IMPORT_FLOOR):
         cells = (f"{size['best_seconds'][tool]:>14.2f}" for size in sizes.values())
         print(f"{tool:32}" + "".join(cells))
     for rows, size in sizes.items():
         best = size["best_seconds"]
         ratios = "; ".join(
             f"{tool} = {best[tool] / best['Sling']:.2f}x Sling's time"
-            for tool in ("ingest_assets (in-process)", USER_INSTALL)
-            if tool in best
+            for tool in ("ingest_assets (in-process)", IMPORT_FLOOR)
         )
         stages = size["runs"]["ingest_assets (in-process)"][-1]["stage_seconds"]
         print(
             f"{int(rows):,} rows: {ratios}; dlt defaults on {size['dict_rows']:,} rows; "
             f"ingest_assets stages (s) {stages}"
         )
-    if "user_env_has_pandas" in results:
-        print(f"user install has pandas: {results['user_env_has_pandas']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,9 +413,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--dict-rows", type=int, default=100_000, help="most rows for dlt dicts")
     parser.add_argument("--out", type=Path)
-    parser.add_argument(
-        "--user-env", type=Path, help="a venv with `pip install .` (created if missing)"
-    )
     parser.add_argument(
         "--peer", choices=("copy", "dlt-arrow", "dlt-dicts"), help=argparse.SUPPRESS
     )
@@ -465,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None:
         parser.error("--out is required")
-    results = benchmark(args.rows or [20_000], args.repeat, args.dict_rows, args.user_env)
+    results = benchmark(args.rows or [20_000], args.repeat, args.dict_rows)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
     return 0
