@@ -205,7 +205,9 @@ def _csv_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dict[
 
 
 def _arrow_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dict[str, pa.Array]]:
-    """An Arrow IPC page (a bulk file's split), batch by batch, as one array per field."""
+    """An Arrow IPC page (a bulk file's split) in slices of ``ARROW_CHUNK_ROWS``, as one array
+    per field.
+    """
     try:
         reader = arrow_batches(body)
         header = reader.schema.names
@@ -215,7 +217,7 @@ def _arrow_chunks(body: bytes, where: str, evolve: bool = False) -> Iterator[dic
             for start in range(0, batch.num_rows, ARROW_CHUNK_ROWS):
                 chunk = batch.slice(start, ARROW_CHUNK_ROWS)
                 yield {name: chunk.column(name) for name in header}
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, OSError) as exc:  # a cut stream is an IOError to Arrow
         raise CleaningError(f"{where}: staged Arrow page does not read: {exc}") from None
 
 

@@ -216,3 +216,47 @@ def test_a_big_csv_page_is_cleaned_in_bounded_chunks_equal_to_the_json_page():
     from_csv = pa.concat_tables(chunks)
     assert from_csv.equals(cleaner.clean_page(bodies["JSON"], 2020, "t"))
     assert from_csv.equals(cleaner.clean_page(bodies["CSV"], 2020, "t"))
+
+
+# -- Arrow pages (a split bulk file's) ---------------------------------------------------------
+def _arrow_page(csv_body: bytes, rename: tuple[str, str] | None = None, copies: int = 1) -> bytes:
+    """The CSV page's fields as an Arrow IPC page of text columns, as ``raw_pages`` stages a
+    bulk year (``copies`` repeats its rows; ``rename`` renames a field)."""
+    import pyarrow.csv as pacsv
+
+    text = dict.fromkeys(NassCleaner(CONFIG).expected_fields(), pa.string())
+    options = pacsv.ConvertOptions(column_types=text, strings_can_be_null=False)
+    table = pa.concat_tables(
+        [pacsv.read_csv(pa.py_buffer(csv_body), convert_options=options)] * copies
+    )
+    if rename:
+        table = table.rename_columns(
+            [rename[1] if n == rename[0] else n for n in table.column_names]
+        )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+    return sink.getvalue().to_pybytes()
+
+
+def test_an_arrow_page_cleans_like_the_csv_page_of_the_same_rows_in_bounded_chunks():
+    csv_body = (FIXTURES / CSV_SAMPLE).read_bytes()
+    cleaner = NassCleaner(CONFIG)
+    assert cleaner.clean_page(_arrow_page(csv_body), 2012, "t").equals(
+        cleaner.clean_page(csv_body, 2012, "t")
+    )
+    chunks = list(cleaner.clean_chunks(_arrow_page(csv_body, copies=2_000), 2012, "t"))
+    assert [c.num_rows for c in chunks] == [10_000, 10_000, 4_000]  # 24,000 rows, sliced
+    assert cleaner.page_fields(_arrow_page(csv_body)) == set(cleaner.expected_fields())
+
+
+def test_arrow_page_drift_and_damage_are_named_not_loaded():
+    csv_body = (FIXTURES / CSV_SAMPLE).read_bytes()
+    drifted = _arrow_page(csv_body, rename=("county_code", "county_fips"))
+    with pytest.raises(
+        CleaningError, match=r"slice s: .*missing field.*county_code.*new field.*county_fips"
+    ):
+        NassCleaner(CONFIG).clean_page(drifted, 2012, "dataset d, year 2012, slice s")
+    whole = _arrow_page(csv_body)
+    with pytest.raises(CleaningError, match=r"slice s: staged Arrow page does not read"):
+        NassCleaner(CONFIG).clean_page(whole[: len(whole) // 2], 2012, "year 2012, slice s")
